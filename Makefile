@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+.PHONY: run test lint format migrate install clean-data
+
+$(STAMP): requirements/base.txt requirements/dev.txt requirements/prod.txt
+	@command -v $(PYTHON) >/dev/null || (echo "$(PYTHON) not found; set PYTHON=python3.x (3.11+)"; exit 1)
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/dev.txt -r requirements/prod.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate_schemas --noinput
+
+# Serve on http://localhost:$(PORT) (platform) and http://demo.localhost:$(PORT) (tenant demo).
+run: migrate
+	$(PY) manage.py bootstrap_demo
+	IDP_PUBLIC_PORT=$(PORT) $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_tenant --file /dev/null
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_public --file /dev/null
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,245 @@
+"""Settings shared by every environment. Every deployment knob comes from the environment.
+
+The environment variables are documented in README.md ("Configuration").
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
+DEBUG = env_bool("DEBUG", False)
+
+# Tenants have custom domains, so the list of hosts lives in the database (tenants.Domain):
+# TenantMiddleware answers 404 `tenant_not_found` for any host that is not registered there.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"])
+
+# --- Public URLs --------------------------------------------------------------------------
+# Tenant `acme` is served at <scheme>://acme.<IDP_BASE_DOMAIN>[:<port>]; the base domain itself
+# is the public (platform) host. Links in emails and token issuers are built from these,
+# never from the request's Host header.
+IDP_BASE_DOMAIN = env_str("IDP_BASE_DOMAIN", "localhost")
+IDP_PUBLIC_SCHEME = env_str("IDP_PUBLIC_SCHEME", "https")
+IDP_PUBLIC_PORT = env_int("IDP_PUBLIC_PORT", 0)  # 0: the scheme's default port
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0 trusts none and
+# takes REMOTE_ADDR as the client.
+IDP_TRUSTED_PROXIES = env_int("IDP_TRUSTED_PROXIES", 0)
+
+# --- Applications --------------------------------------------------------------------------
+SHARED_APPS = [
+    # tenants first: its migrate_schemas (and migrate) override django_tenants' commands,
+    # and Django takes a command from the first app in INSTALLED_APPS that has it.
+    "tenants",
+    "django_tenants",
+    "core",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "identity",  # platform operators are users of the public schema
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "guardian",
+    "identity",
+    "rbac",
+    "sessions.apps.DeviceSessionsConfig",
+    "notifications",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+PUBLIC_SCHEMA_NAME = "public"
+# New tenants are cloned from an always-migrated template schema instead of replaying every
+# migration (see docs/decisions.md, "Tenant provisioning").
+TENANT_BASE_SCHEMA = "tenant_template"
+TENANT_CREATION_FAKES_MIGRATIONS = True
+TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("TENANT_MIGRATION_PROCESSES", 2)
+TENANT_MULTIPROCESSING_CHUNKS = env_int("TENANT_MIGRATION_CHUNKS", 2)
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+
+MIDDLEWARE = [
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------
+DATABASE_ENGINE = "django_tenants.postgresql_backend"
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60)
+
+
+def database_from_url(url: str) -> dict:
+    config = dict(dj_database_url.parse(url, engine=DATABASE_ENGINE, conn_max_age=DATABASE_CONN_MAX_AGE))
+    config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASE_URL = env_str("DATABASE_URL", "")
+DATABASES = {"default": database_from_url(DATABASE_URL)} if DATABASE_URL else {}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (Redis) --------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+
+
+def redis_cache(url: str) -> dict:
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        # Tenant-prefixed keys: one tenant's cache entries can never be read by another.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+
+
+CACHES = {"default": redis_cache(REDIS_URL)} if REDIS_URL else {}
+
+# --- Authentication --------------------------------------------------------------------------
+AUTH_USER_MODEL = "identity.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+# The tenant's password policy is enforced by identity.passwords; Django's own validators
+# stay empty so that there is exactly one set of rules.
+AUTH_PASSWORD_VALIDATORS: list[dict] = []
+# Email uniqueness is case-insensitive (a UniqueConstraint on Lower("email")), which the
+# check for a plain unique=True does not see.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+
+# --- Internationalisation --------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = BASE_DIR / "media"
+
+# Requests larger than this are refused with 413 `payload_too_large` (pictures are 2 MB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
+
+# --- REST framework and OpenAPI --------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Deny by default: a view that forgets to declare its permissions is closed, not open.
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.DenyAll"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Multi-tenant identity provider",
+    "DESCRIPTION": "Tenants, identity, RBAC and device sessions for restaurant and retail groups.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery --------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+
+# --- Email --------------------------------------------------------------------------
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+
+# --- Logging: structured enough to grep, never a secret ---------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django logs every 4xx/5xx with the request; our problem handler logs what matters.
+        "django.request": {"level": "ERROR"},
+    },
+}

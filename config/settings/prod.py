@@ -1,0 +1,24 @@
+"""Production: every secret and service comes from the environment; nothing is embedded."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES, SECRET_KEY, env_bool, env_int
+
+DEBUG = False
+
+if not DATABASES:
+    raise ImproperlyConfigured("Set DATABASE_URL (postgres://user:password@host:5432/name).")
+if not CACHES:
+    raise ImproperlyConfigured("Set REDIS_URL (redis://host:6379/0).")
+if SECRET_KEY.startswith("insecure-"):
+    raise ImproperlyConfigured("Set SECRET_KEY to a long random value.")
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("IDP_BEHIND_TLS_PROXY", True) else None
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"

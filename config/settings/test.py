@@ -1,0 +1,26 @@
+"""`make test`: real PostgreSQL (DATABASE_URL, else embedded) and real Redis (REDIS_URL, else
+127.0.0.1:6379, else embedded). Only the password hasher is made fast."""
+
+from config.embedded import embedded_postgres_database, redis_url_for_tests
+
+from .base import *  # noqa: F403
+from .base import DATABASE_ENGINE, DATABASES, redis_cache
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"
+IDP_BASE_DOMAIN = "idp.test"
+IDP_PUBLIC_SCHEME = "http"
+IDP_PUBLIC_PORT = 0
+
+if not DATABASES:
+    DATABASES = {"default": {"ENGINE": DATABASE_ENGINE, **embedded_postgres_database("postgres")}}
+
+REDIS_URL = redis_url_for_tests()
+CACHES = {"default": redis_cache(REDIS_URL)}
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = True
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOG_LEVEL = "WARNING"

@@ -1,0 +1,17 @@
+"""URLs of the public (platform) host: IDP_BASE_DOMAIN itself."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from core.urls import common_urlpatterns
+
+urlpatterns = [
+    *common_urlpatterns("config.urls_public"),
+    path("api/v1/platform/", include("tenants.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -1,0 +1,16 @@
+"""URLs of a tenant's host (<slug>.IDP_BASE_DOMAIN or its custom domain)."""
+
+from django.contrib import admin
+from django.urls import path
+
+from core.urls import common_urlpatterns
+
+urlpatterns = [
+    *common_urlpatterns("config.urls_tenant"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -1,0 +1,53 @@
+import re
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from core.errors import ErrorCode
+from core.logging import request_id_var
+from core.problems import problem_response
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the caller's X-Request-ID if sane) for logs and audit rows."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE with 413 before anything reads them.
+
+    Django checks the limit only when `request.body` is read; DRF's parsers read the stream,
+    so without this a JSON body of any size would be accepted.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return problem_response(ErrorCode.INVALID_REQUEST, "Content-Length is not a number.")
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return problem_response(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            )
+        return self.get_response(request)

@@ -1,0 +1,111 @@
+"""Users and audit events. Both live in every schema: the public schema's users are the
+platform operators, a tenant schema's users are that tenant's admins and employees."""
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per address: case and surrounding whitespace never make a second account."""
+    return email.strip().lower()
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **fields: Any) -> "User":
+        user = self.model(email=normalize_email(email), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> "User":
+        fields.setdefault("is_staff", False)
+        fields.setdefault("is_superuser", False)
+        return self._create(email, password, **fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> "User":
+        fields.update(is_staff=True, is_superuser=True, is_active=True)
+        return self._create(email, password, **fields)
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        return self.get(email=normalize_email(username or ""))
+
+
+kra_pin_validator = RegexValidator(
+    r"^[A-Z][0-9]{9}[A-Z]$", "Enter a KRA PIN: a letter, nine digits and a letter (e.g. A123456789B)."
+)
+
+
+def picture_upload_to(instance: "User", filename: str) -> str:
+    # Never trust the client's file name; the extension is set from the checked content type.
+    return f"pictures/{instance.pk}/{uuid.uuid4().hex}"
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254)
+    full_name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    address = models.CharField(max_length=500, blank=True)
+    picture = models.ImageField(upload_to=picture_upload_to, blank=True)
+
+    employee_id = models.CharField(max_length=64, blank=True)
+    kra_pin = models.CharField(max_length=11, blank=True, validators=[kra_pin_validator])
+    branch_id = models.CharField(max_length=64, blank=True, help_text="External id of the user's branch.")
+    restaurant_id = models.CharField(max_length=64, blank=True)
+
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May sign in to the admin console.")
+    is_tenant_admin = models.BooleanField(default=False)
+    must_change_password = models.BooleanField(default=False)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="identity_user_email_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = normalize_email(self.email)
+
+
+class AuditEvent(models.Model):
+    """One append-only row per security-relevant event. Never holds a secret."""
+
+    id = models.BigAutoField(primary_key=True)
+    type = models.CharField(max_length=64, db_index=True)
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_id = models.UUIDField(null=True, blank=True, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.target_type}:{self.target_id}"

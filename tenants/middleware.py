@@ -1,0 +1,47 @@
+"""Chooses the tenant from the Host header (never X-Forwarded-Host)."""
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+from django.urls import set_urlconf
+from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_tenant_domain_model
+
+from core.errors import ErrorCode
+from core.problems import problem_response
+from core.tenancy import tenant_connection
+
+HEALTH_PREFIX = "/health/"
+
+
+class TenantMiddleware(TenantMainMiddleware):
+    """django-tenants' host routing with the project's rules:
+
+    - `/health/...` is answered on any host (probes arrive with pod IPs or load-balancer
+      names), in the public schema, without a tenant lookup;
+    - an unknown host answers 404 `tenant_not_found` as problem JSON;
+    - a suspended tenant, or one whose subscription ended, answers 403 `tenant_inactive`.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        tenant_connection().set_schema_to_public()
+        if request.path_info.startswith(HEALTH_PREFIX):
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            set_urlconf(request.urlconf)
+            return None
+        try:
+            hostname = self.hostname_from_request(request)
+        except DisallowedHost:
+            return problem_response(ErrorCode.TENANT_NOT_FOUND, "This host is not served here.")
+        domain_model = get_tenant_domain_model()
+        try:
+            tenant = self.get_tenant(domain_model, hostname)
+        except domain_model.DoesNotExist:
+            return problem_response(ErrorCode.TENANT_NOT_FOUND, "No tenant is registered for this host.")
+        if tenant.is_customer and not tenant.is_usable():
+            return problem_response(ErrorCode.TENANT_INACTIVE, "This tenant is suspended or its subscription ended.")
+        tenant.domain_url = hostname
+        request.tenant = tenant  # type: ignore[attr-defined]
+        tenant_connection().set_tenant(tenant)
+        self.setup_url_routing(request)
+        return None

@@ -1,0 +1,107 @@
+"""Public schema: plans, tenants and their domains."""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.models import DomainMixin, TenantMixin
+
+from tenants.policy import merged_with_defaults
+
+# Schemas that are tenants rows but not customers: the platform's own and the template that
+# new tenants are cloned from.
+SYSTEM_SCHEMAS = (settings.PUBLIC_SCHEMA_NAME, settings.TENANT_BASE_SCHEMA)
+
+
+class Plan(models.Model):  # type: ignore[django-manager-missing]  # Tenant.plan's reverse manager
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    max_users = models.PositiveIntegerField()
+    max_devices_per_user = models.PositiveIntegerField(default=1)
+    max_branches = models.PositiveIntegerField()
+    audit_retention_days = models.PositiveIntegerField(default=365)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_users__gte=1), name="tenants_plan_max_users_min"),
+            models.CheckConstraint(condition=Q(max_devices_per_user__gte=1), name="tenants_plan_max_devices_min"),
+            models.CheckConstraint(condition=Q(audit_retention_days__gte=1), name="tenants_plan_retention_min"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def customers(self) -> "TenantQuerySet":
+        return self.exclude(schema_name__in=SYSTEM_SCHEMAS)
+
+
+class Tenant(TenantMixin):
+    """A customer organisation (a restaurant group, a retailer) with its own schema.
+
+    `schema_name` is the tenant's slug. Suspension (`is_active=False`) and the end of the
+    subscription stop logins and every tenant endpoint; the data stays.
+    """
+
+    name = models.CharField(max_length=200)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants", null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    subscription_ends_at = models.DateTimeField(null=True, blank=True)
+    policy = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    auto_create_schema = True
+    clone_mode = "DATA"  # the template carries seeded rows (system roles, catalog)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["schema_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(plan__isnull=False) | Q(schema_name__in=SYSTEM_SCHEMAS),
+                name="tenants_tenant_customer_has_plan",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.schema_name
+
+    @property
+    def slug(self) -> str:
+        return self.schema_name
+
+    @property
+    def is_customer(self) -> bool:
+        return self.schema_name not in SYSTEM_SCHEMAS
+
+    def is_usable(self, now: Any = None) -> bool:
+        """Whether the tenant may log in and be served: active and within its subscription."""
+        if not self.is_active:
+            return False
+        return self.subscription_ends_at is None or self.subscription_ends_at > (now or timezone.now())
+
+    @property
+    def effective_policy(self) -> dict[str, Any]:
+        return merged_with_defaults(self.policy)
+
+    def primary_domain_name(self) -> str | None:
+        domain = self.get_primary_domain()
+        return domain.domain if domain else None
+
+
+class Domain(DomainMixin):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=Q(is_primary=True), name="tenants_domain_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -1,0 +1,102 @@
+"""The cast: two tenants made once per run (acme and globex, each with an admin of the same
+email), a platform operator, and clients bound to a host. Each test runs in a transaction
+that is rolled back, so what a test changes never reaches the next one."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
+
+from core.tenancy import tenant_connection
+from identity.models import User
+from tenants.models import Plan, Tenant
+from tenants.services import tenant_create
+from tests.factories import TEST_PASSWORD
+
+SHARED_ADMIN_EMAIL = "admin@example.com"  # the same address in both tenants, on purpose
+TENANT_SLUGS = ("acme", "globex")
+
+
+def host_of(slug: str) -> str:
+    return f"{slug}.{settings.IDP_BASE_DOMAIN}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    with django_db_blocker.unblock():
+        plan, _ = Plan.objects.get_or_create(
+            code="standard",
+            defaults={"name": "Standard", "max_users": 20, "max_devices_per_user": 3, "max_branches": 5},
+        )
+        for slug in TENANT_SLUGS:
+            if not Tenant.objects.filter(schema_name=slug).exists():
+                tenant_create(
+                    slug=slug,
+                    name=slug.title(),
+                    plan=plan,
+                    admin_email=SHARED_ADMIN_EMAIL,
+                    admin_password=TEST_PASSWORD,
+                )
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_and_clean_cache(db: None) -> Iterator[None]:
+    # Requests move the connection to their tenant's schema; start and end every test in public.
+    tenant_connection().set_schema_to_public()
+    cache.clear()
+    yield
+    tenant_connection().set_schema_to_public()
+
+
+@pytest.fixture
+def plan() -> Plan:
+    return Plan.objects.get(code="standard")
+
+
+@pytest.fixture
+def tenant_a() -> Tenant:
+    return Tenant.objects.get(schema_name="acme")
+
+
+@pytest.fixture
+def tenant_b() -> Tenant:
+    return Tenant.objects.get(schema_name="globex")
+
+
+@pytest.fixture
+def operator() -> User:
+    return User.objects.create_superuser(email="operator@example.com", password=TEST_PASSWORD)
+
+
+def client_for_host(host: str, user: User | None = None) -> APIClient:
+    client = APIClient(HTTP_HOST=host)
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def public_client() -> APIClient:
+    return client_for_host(settings.IDP_BASE_DOMAIN)
+
+
+@pytest.fixture
+def operator_client(operator: User) -> APIClient:
+    return client_for_host(settings.IDP_BASE_DOMAIN, operator)
+
+
+@pytest.fixture
+def tenant_a_admin(tenant_a: Tenant) -> User:
+    with schema_context(tenant_a.schema_name):
+        return User.objects.get(email=SHARED_ADMIN_EMAIL)
+
+
+@pytest.fixture
+def tenant_b_admin(tenant_b: Tenant) -> User:
+    with schema_context(tenant_b.schema_name):
+        return User.objects.get(email=SHARED_ADMIN_EMAIL)
