@@ -51,7 +51,7 @@ _ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 def parse_rate(rate: str) -> tuple[int, int]:
     """`"5/min"` -> (5 requests, 60 seconds)."""
-    match = _RATE_RE.match(rate)
+    match = _RATE_RE.fullmatch(rate)
     if not match:
         raise ValueError(f"Invalid rate {rate!r}")
     return int(match.group(1)), RATE_PERIODS[match.group(2)]
@@ -115,7 +115,7 @@ class SessionPolicySerializer(StrictSerializer):
 class RateField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
-        if not _RATE_RE.match(value):
+        if not _RATE_RE.fullmatch(value):
             raise serializers.ValidationError('Use "N/sec", "N/min", "N/hour" or "N/day", with N at least 1.')
         return value
 
@@ -137,7 +137,7 @@ class RegistrationPolicySerializer(StrictSerializer):
 class OriginField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
-        if not _ORIGIN_RE.match(value):
+        if not _ORIGIN_RE.fullmatch(value):
             raise serializers.ValidationError("Use an origin such as https://pos.example.com (no path).")
         return value
 
@@ -154,6 +154,11 @@ class PolicySerializer(StrictSerializer):
     )
     cors_origins = serializers.ListField(child=OriginField(), max_length=50)
 
+    def validate_extra_claims(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("List each claim once.")
+        return value
+
 
 def merge_policy(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Merge `changes` into `base` per section: a section given as an object updates only
@@ -161,7 +166,7 @@ def merge_policy(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any
     merged = copy.deepcopy(base)
     for section, value in changes.items():
         if isinstance(value, dict) and isinstance(merged.get(section), dict):
-            merged[section].update(value)
+            merged[section].update(copy.deepcopy(value))
         else:
             merged[section] = copy.deepcopy(value)
     return merged

@@ -56,7 +56,7 @@ def tenant_origin(tenant: Tenant) -> str:
 def _slug_errors(slug: str) -> list[str]:
     if slug in RESERVED_SLUGS or slug.startswith("pg_") or slug == settings.TENANT_BASE_SCHEMA:
         return ["This name is reserved."]
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         return ["Use 2-40 lower-case letters and digits, starting with a letter."]
     if Tenant.objects.filter(schema_name=slug).exists():
         return ["A tenant with this slug already exists."]
@@ -64,7 +64,7 @@ def _slug_errors(slug: str) -> list[str]:
 
 
 def _domain_errors(domain: str) -> list[str]:
-    if len(domain) > 253 or not DOMAIN_RE.match(domain):
+    if len(domain) > 253 or not DOMAIN_RE.fullmatch(domain):
         return ["Enter a valid host name such as acme.example.com."]
     if domain == settings.IDP_BASE_DOMAIN:
         return ["This is the platform's own host."]
@@ -104,7 +104,7 @@ def tenant_create(
     """Create a tenant: its row, its schema (cloned from the template), its primary domain
     and its first admin. Everything is validated before the schema is made; any failure
     rolls back all of it, schema included (PostgreSQL DDL is transactional)."""
-    slug = slug.strip().lower()
+    # The slug is a schema name: refused, never rewritten, when it is not already valid.
     domain = (domain or default_domain(slug)).strip().lower()
     _lock_tenant_registry()
 

@@ -1,6 +1,8 @@
 """`make test`: real PostgreSQL (DATABASE_URL, else embedded) and real Redis (REDIS_URL, else
 127.0.0.1:6379, else embedded). Only the password hasher is made fast."""
 
+import os
+
 from config.embedded import embedded_postgres_database, redis_url_for_tests
 
 from .base import *  # noqa: F403
@@ -24,3 +26,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOG_LEVEL = "WARNING"
+
+# One test database per run, so two runs on one server (two shells, two checkouts) never
+# drop each other's database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_idp_{os.getpid()}"}

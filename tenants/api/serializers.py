@@ -44,7 +44,7 @@ class TenantSerializer(serializers.ModelSerializer):
 
 
 class TenantCreateSerializer(serializers.Serializer):
-    slug = serializers.CharField(max_length=40)
+    slug = serializers.CharField(max_length=40, trim_whitespace=False)
     name = serializers.CharField(max_length=200)
     plan = PlanCodeField()
     domain = serializers.CharField(max_length=253, required=False)
