@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: run test lint format migrate install clean-data
+.PHONY: run test lint format migrate install stop-db clean-data
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/prod.txt
 	@command -v $(PYTHON) >/dev/null || (echo "$(PYTHON) not found; set PYTHON=python3.x (3.11+)"; exit 1)
@@ -23,7 +23,7 @@ migrate: $(STAMP)
 
 # Serve on http://localhost:$(PORT) (platform) and http://demo.localhost:$(PORT) (tenant demo).
 run: migrate
-	$(PY) manage.py bootstrap_demo
+	IDP_PUBLIC_PORT=$(PORT) $(PY) manage.py bootstrap_demo
 	IDP_PUBLIC_PORT=$(PORT) $(PY) manage.py runserver $(HOST):$(PORT)
 
 test: $(STAMP)
@@ -41,5 +41,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean-data:
+# The embedded PostgreSQL outlives `make run` and `make test` (it is shared between them).
+stop-db:
+	@test -f .data/postgres/postmaster.pid && kill -TERM $$(head -1 .data/postgres/postmaster.pid) && echo "embedded PostgreSQL stopped" || echo "embedded PostgreSQL is not running"
+
+clean-data: stop-db
 	rm -rf .data

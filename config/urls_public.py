@@ -3,12 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from core.urls import common_urlpatterns
+from core.urls import api_not_found, common_urlpatterns
 
 urlpatterns = [
     *common_urlpatterns("config.urls_public"),
     path("api/v1/platform/", include("tenants.api.urls")),
     path("admin/", admin.site.urls),
+    *api_not_found,
 ]
 
 handler400 = "core.views.bad_request"

@@ -3,11 +3,12 @@
 from django.contrib import admin
 from django.urls import path
 
-from core.urls import common_urlpatterns
+from core.urls import api_not_found, common_urlpatterns
 
 urlpatterns = [
     *common_urlpatterns("config.urls_tenant"),
     path("admin/", admin.site.urls),
+    *api_not_found,
 ]
 
 handler400 = "core.views.bad_request"

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -98,6 +98,10 @@ def permission_denied(request: HttpRequest, exception: Exception) -> JsonRespons
 
 def page_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
     return problem_response(ErrorCode.NOT_FOUND, "No such endpoint or object.")
+
+
+def api_path_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    return page_not_found(request, Http404())
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

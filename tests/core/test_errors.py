@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.test import override_settings
 from rest_framework import exceptions as drf
 
 from core.errors import ERROR_CATALOG, ErrorCode
@@ -43,6 +44,13 @@ def test_x_forwarded_host_does_not_choose_the_tenant():
 
 
 def test_unknown_path_on_a_tenant_host_answers_404_not_found(tenant_a):
+    response = client_for_host("acme.idp.test").get("/api/v1/no-such-thing/")
+
+    assert_problem(response, 404, "not_found")
+
+
+@override_settings(DEBUG=True)
+def test_unknown_api_path_is_problem_json_even_with_debug_on(tenant_a):
     response = client_for_host("acme.idp.test").get("/api/v1/no-such-thing/")
 
     assert_problem(response, 404, "not_found")
