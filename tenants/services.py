@@ -105,14 +105,20 @@ def tenant_create(
     and its first admin. Everything is validated before the schema is made; any failure
     rolls back all of it, schema included (PostgreSQL DDL is transactional)."""
     # The slug is a schema name: refused, never rewritten, when it is not already valid.
-    domain = (domain or default_domain(slug)).strip().lower()
+    # A tenant always answers on <slug>.<IDP_BASE_DOMAIN>; a custom domain is added as the
+    # primary one (the issuer and the base of emailed links).
+    custom_domain = domain.strip().lower() if domain else None
+    if custom_domain == default_domain(slug):
+        custom_domain = None
     _lock_tenant_registry()
 
     errors: dict[str, list[str]] = {}
     if slug_errors := _slug_errors(slug):
         errors["slug"] = slug_errors
-    if domain_errors := _domain_errors(domain):
+    if custom_domain and (domain_errors := _domain_errors(custom_domain)):
         errors["domain"] = domain_errors
+    elif not slug_errors and (domain_errors := _domain_errors(default_domain(slug))):
+        errors["slug"] = domain_errors
     if errors:
         raise invalid_request(errors)
     full_policy = _validated_policy(policy, current=None, plan=plan)
@@ -128,7 +134,9 @@ def tenant_create(
         subscription_ends_at=subscription_ends_at,
     )
     tenant.save()  # creates the schema by cloning TENANT_BASE_SCHEMA
-    Domain.objects.create(domain=domain, tenant=tenant, is_primary=True)
+    Domain.objects.create(domain=default_domain(slug), tenant=tenant, is_primary=custom_domain is None)
+    if custom_domain:
+        Domain.objects.create(domain=custom_domain, tenant=tenant, is_primary=True)
 
     with schema_context(tenant.schema_name):
         admin, generated_password = tenant_admin_create(

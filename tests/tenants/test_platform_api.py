@@ -119,10 +119,14 @@ def test_custom_domain_policy_and_subscription_end_are_kept(operator_client):
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["domains"] == ["login.pizza.example"]
+    assert body["domains"] == ["login.pizza.example", "pizzaco.idp.test"]  # primary first
     assert body["policy"]["lockout"] == {"threshold": 3, "window_minutes": 15, "duration_minutes": 15}
     assert body["policy"]["sessions"]["max_sessions_per_user"] == 2
-    assert Tenant.objects.get(schema_name="pizzaco").subscription_ends_at == ends
+    tenant = Tenant.objects.get(schema_name="pizzaco")
+    assert tenant.subscription_ends_at == ends
+    assert services.tenant_origin(tenant) == "http://login.pizza.example"
+    assert client_for_host("login.pizza.example").get("/admin/login/").status_code == 200
+    assert client_for_host("pizzaco.idp.test").get("/admin/login/").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -142,6 +146,7 @@ def test_custom_domain_policy_and_subscription_end_are_kept(operator_client):
         ({"slug": "www"}, "slug"),
         ({"plan": "no-such-plan"}, "plan"),
         ({"domain": "acme.idp.test"}, "domain"),
+        ({"slug": "acme", "domain": "fresh.example.com"}, "slug"),
         ({"domain": "not a domain"}, "domain"),
         ({"domain": "idp.test"}, "domain"),
         ({"admin_email": "not-an-email"}, "admin_email"),
@@ -362,3 +367,10 @@ def test_bad_plan_patch_changes_nothing(operator_client, plan):
 
     assert "max_users" in assert_problem(response, 400, "invalid_request")["errors"]
     assert Plan.objects.get(pk=plan.pk).max_users == plan.max_users
+
+
+def test_giving_the_default_domain_explicitly_registers_it_once(operator_client):
+    response = operator_client.post(TENANTS_URL, tenant_body(domain="pizzaco.idp.test"), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["domains"] == ["pizzaco.idp.test"]
