@@ -1,10 +1,9 @@
 import logging
-from contextvars import ContextVar
 
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+from core.context import request_context
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = request_context.get().request_id or "-"
         return True

@@ -5,15 +5,16 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from core.context import RequestContext, client_ip, request_context
 from core.errors import ErrorCode
-from core.logging import request_id_var
 from core.problems import problem_response
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's X-Request-ID if sane) for logs and audit rows."""
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's X-Request-ID if sane) and its client address,
+    for logs and audit rows."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -21,12 +22,15 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        ip = client_ip(request)
         request.request_id = request_id  # type: ignore[attr-defined]
-        token = request_id_var.set(request_id)
+        request.client_ip = ip  # type: ignore[attr-defined]
+        context = RequestContext(request_id=request_id, ip=ip, user_agent=request.headers.get("User-Agent", "")[:512])
+        token = request_context.set(context)
         try:
             response = self.get_response(request)
         finally:
-            request_id_var.reset(token)
+            request_context.reset(token)
         response["X-Request-ID"] = request_id
         return response
 

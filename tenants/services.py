@@ -15,7 +15,8 @@ from core.errors import invalid_request
 from core.problems import flatten_errors
 from identity.models import User
 from identity.passwords import password_validate
-from identity.services import audit_record, tenant_admin_create
+from identity.services.audit import audit_record
+from identity.services.users import tenant_admin_create
 from notifications.services import email_send_after_commit
 from tenants.models import Domain, Plan, Tenant
 from tenants.policy import policy_validate

@@ -73,7 +73,7 @@ TENANT_MULTIPROCESSING_CHUNKS = env_int("TENANT_MIGRATION_CHUNKS", 2)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
-    "core.middleware.RequestIdMiddleware",
+    "core.middleware.RequestContextMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -1,37 +1,12 @@
-"""Writes for identity: user creation and audit records."""
+"""Writes for users: creation, updates, deactivation, passwords set by admins, unlocks."""
 
 from typing import Any
 
 from django.db import transaction
 
-from identity.models import AuditEvent, User, normalize_email
+from identity.models import User, normalize_email
 from identity.passwords import password_generate, password_validate
-
-
-def audit_record(
-    *,
-    type: str,
-    actor: User | None = None,
-    target: Any = None,
-    target_type: str = "",
-    target_id: str = "",
-    data: dict[str, Any] | None = None,
-    request: Any = None,
-) -> AuditEvent:
-    """Append an audit event in the current schema. `data` must never hold a secret."""
-    if target is not None:
-        target_type = target_type or target._meta.model_name
-        target_id = target_id or str(target.pk)
-    return AuditEvent.objects.create(
-        type=type,
-        actor_id=actor.pk if actor is not None else None,
-        target_type=target_type,
-        target_id=target_id,
-        ip=getattr(request, "client_ip", None) or (request.META.get("REMOTE_ADDR") if request else None),
-        user_agent=(request.headers.get("User-Agent", "")[:512] if request else ""),
-        request_id=getattr(request, "request_id", "") if request else "",
-        data=data or {},
-    )
+from identity.services.audit import audit_record
 
 
 @transaction.atomic
