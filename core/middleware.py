@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from core.context import RequestContext, client_ip, request_context
 from core.errors import ErrorCode
 from core.problems import problem_response
+from core.ratelimit import ratelimit_headers
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -55,3 +56,18 @@ class BodySizeLimitMiddleware:
                 ErrorCode.PAYLOAD_TOO_LARGE, f"The body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
             )
         return self.get_response(request)
+
+
+class RateLimitHeadersMiddleware:
+    """Adds RateLimit-* headers to responses of rate-limited endpoints."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        decision = getattr(request, "ratelimit", None)
+        if decision is not None:
+            for name, value in ratelimit_headers(decision).items():
+                response.setdefault(name, value)
+        return response

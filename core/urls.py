@@ -1,9 +1,11 @@
-"""Routes served on every host: health probes and the OpenAPI documents."""
+"""Routes served on every host: health probes, the OpenAPI documents, discovery and login
+(platform operators log in on the public host like any user on a tenant host)."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.views import LivenessView, ReadinessView, api_path_not_found
+from identity.api.wellknown import JwksView, OpenIdConfigurationView
 
 
 def common_urlpatterns(urlconf: str) -> list:
@@ -15,6 +17,9 @@ def common_urlpatterns(urlconf: str) -> list:
         path("api/schema/", SpectacularAPIView.as_view(urlconf=urlconf), name="schema"),
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
         path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+        path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+        path(".well-known/openid-configuration", OpenIdConfigurationView.as_view(), name="openid-configuration"),
+        path("api/v1/auth/", include("identity.api.urls")),
     ]
 
 

@@ -109,3 +109,58 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.target_type}:{self.target_id}"
+
+
+class SigningKey(models.Model):
+    """One of the tenant's token signing keys. The private key is encrypted at rest and never
+    served; the public JWK is published until every token it signed has expired."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    algorithm = models.CharField(max_length=16)
+    private_key_encrypted = models.TextField()
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    publish_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} {self.kid}"
+
+
+class LoginAttempt(models.Model):
+    """Every login attempt, success or failure, with what was tried and from where."""
+
+    id = models.BigAutoField(primary_key=True)
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    email = models.CharField(max_length=254, db_index=True, help_text="Normalised email as typed.")
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="login_attempts")
+    success = models.BooleanField()
+    reason = models.CharField(max_length=32, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
+    device_name = models.CharField(max_length=128, blank=True)
+    device_type = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [models.Index(fields=["email", "timestamp"], name="identity_attempt_email_time")]
+
+    def __str__(self) -> str:
+        return f"{self.email} {'ok' if self.success else self.reason}"
+
+
+class LoginLockout(models.Model):
+    """Lockout state per normalised email (known or not). Its row is locked FOR UPDATE while
+    an attempt is evaluated, so parallel guesses for one email are judged one at a time."""
+
+    email = models.CharField(max_length=254, unique=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # Failures before this instant no longer count: set by a success and by an unlock.
+    counted_since = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.email

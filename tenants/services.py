@@ -8,11 +8,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, tenant_context
 from rest_framework import serializers
 
 from core.errors import invalid_request
 from core.problems import flatten_errors
+from identity.keys import signing_key_rotate
 from identity.models import User
 from identity.passwords import password_validate
 from identity.services.audit import audit_record
@@ -139,7 +140,7 @@ def tenant_create(
     if custom_domain:
         Domain.objects.create(domain=custom_domain, tenant=tenant, is_primary=True)
 
-    with schema_context(tenant.schema_name):
+    with tenant_context(tenant):
         admin, generated_password = tenant_admin_create(
             email=admin_email,
             password=admin_password,
@@ -147,6 +148,7 @@ def tenant_create(
             password_rules=full_policy["password"],
         )
         audit_record(type="tenant.created", target=tenant, target_id=tenant.schema_name, data={"plan": plan.code})
+        signing_key_rotate(algorithm=full_policy["tokens"]["algorithm"])
     audit_record(
         type="tenant.created", actor=actor, target=tenant, target_id=tenant.schema_name, data={"plan": plan.code}
     )

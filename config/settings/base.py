@@ -46,6 +46,8 @@ SHARED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "identity",  # platform operators are users of the public schema
+    "sessions.apps.DeviceSessionsConfig",  # ... and log in with device sessions too
+    "rest_framework_simplejwt.token_blacklist",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -57,6 +59,7 @@ TENANT_APPS = [
     "identity",
     "rbac",
     "sessions.apps.DeviceSessionsConfig",
+    "rest_framework_simplejwt.token_blacklist",
     "notifications",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -74,6 +77,7 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
     "core.middleware.RequestContextMiddleware",
+    "core.middleware.RateLimitHeadersMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "tenants.middleware.TenantMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -160,6 +164,23 @@ AUTH_PASSWORD_VALIDATORS: list[dict] = []
 # check for a plain unique=True does not see.
 SILENCED_SYSTEM_CHECKS = ["auth.W004"]
 
+# --- Tokens --------------------------------------------------------------------------
+# Each tenant signs with its own keys (identity.keys, identity.tokens); these settings only
+# name the claims simplejwt's classes read and write.
+SIMPLE_JWT = {
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "ALGORITHM": "RS256",
+    "SIGNING_KEY": None,
+    "UPDATE_LAST_LOGIN": False,
+}
+# Fernet keys (comma-separated, newest first) that encrypt the signing keys at rest.
+# Generate one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+IDP_KEY_ENCRYPTION_KEYS = env_list("IDP_KEY_ENCRYPTION_KEYS", [])
+
 # --- Internationalisation --------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -177,9 +198,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
 
 # --- REST framework and OpenAPI --------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-    ],
+    # Bearer tokens only: no cookie-authenticated API, so no CSRF surface.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.TenantJWTAuthentication"],
     # Deny by default: a view that forgets to declare its permissions is closed, not open.
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.DenyAll"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

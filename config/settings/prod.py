@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, SECRET_KEY, env_bool, env_int
+from .base import CACHES, DATABASES, IDP_KEY_ENCRYPTION_KEYS, SECRET_KEY, env_bool, env_int
 
 DEBUG = False
 
@@ -11,6 +11,8 @@ if not DATABASES:
     raise ImproperlyConfigured("Set DATABASE_URL (postgres://user:password@host:5432/name).")
 if not CACHES:
     raise ImproperlyConfigured("Set REDIS_URL (redis://host:6379/0).")
+if not IDP_KEY_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("Set IDP_KEY_ENCRYPTION_KEYS: Fernet keys that encrypt signing keys at rest.")
 if SECRET_KEY.startswith("insecure-"):
     raise ImproperlyConfigured("Set SECRET_KEY to a long random value.")
 

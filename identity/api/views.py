@@ -1,0 +1,122 @@
+"""Authentication endpoints: /api/v1/auth/..."""
+
+from typing import Any, cast
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import ErrorCode, ProblemError
+from identity.api.serializers import (
+    LoginResponseSerializer,
+    LoginSerializer,
+    LogoutSerializer,
+    RefreshSerializer,
+    TokenPairSerializer,
+    WhoAmISerializer,
+)
+from identity.models import User
+from identity.selectors import user_role_names
+from identity.services import login as login_services
+from identity.services import tokens as token_services
+from identity.throttles import LoginThrottle, SessionRefreshThrottle
+from identity.tokens import IdpAccessToken
+from sessions.services import Device
+from sessions.state import session_is_active
+
+
+def _pair_body(tokens: token_services.TokenPair) -> dict[str, Any]:
+    return {
+        "access": tokens.access,
+        "refresh": tokens.refresh,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "session_id": tokens.session_id,
+    }
+
+
+class TokenObtainView(APIView):
+    """Log in with email and password on a device."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(request=LoginSerializer, responses={200: LoginResponseSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = login_services.login(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            email=data["email"],
+            password=data["password"],
+            device=Device(data["device_id"], data["device_name"], data["device_type"]),
+        )
+        user = {
+            "id": str(result.user.pk),
+            "email": result.user.email,
+            "full_name": result.user.full_name,
+            "roles": user_role_names(result.user),
+            "must_change_password": result.user.must_change_password,
+        }
+        return Response(_pair_body(result.tokens) | {"user": user})
+
+
+class TokenRefreshView(APIView):
+    """Rotate a refresh token: a new pair; the presented token stops working."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        serializer = RefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh = token_services.refresh_token_read(serializer.validated_data["refresh"])
+        if not session_is_active(str(refresh.get("sid", ""))):
+            raise ProblemError(ErrorCode.SESSION_ENDED)
+        request._request.refresh_session_id = refresh["sid"]  # type: ignore[attr-defined]
+        throttle = SessionRefreshThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait() or 1.0)
+        return Response(_pair_body(token_services.token_refresh(refresh=refresh)))
+
+
+class LogoutView(APIView):
+    """End the caller's session; its refresh and access tokens stop working at once."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=LogoutSerializer, responses={204: None}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        serializer = LogoutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        raw_refresh = serializer.validated_data.get("refresh")
+        refresh = token_services.refresh_token_read(raw_refresh) if raw_refresh else None
+        access = cast(IdpAccessToken, request.auth)
+        token_services.logout(user=cast(User, request.user), session_id=access["sid"], refresh=refresh)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WhoAmIView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: WhoAmISerializer}, tags=["auth"])
+    def get(self, request: Request) -> Response:
+        user = cast(User, request.user)
+        claims = dict(cast(IdpAccessToken, request.auth).payload)
+        return Response(
+            {
+                "id": str(user.pk),
+                "email": user.email,
+                "tenant": request.tenant.schema_name,  # type: ignore[attr-defined]
+                "roles": claims.get("roles", []),
+                "session_id": claims["sid"],
+                "must_change_password": user.must_change_password,
+                "claims": claims,
+            }
+        )

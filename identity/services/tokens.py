@@ -1,0 +1,128 @@
+"""Issuing, rotating and revoking a device session's tokens.
+
+A session owns one refresh-token family. Refresh rotates: the presented token is
+blacklisted (simplejwt's token_blacklist, ids stored hashed) and a new pair is issued. The
+row of the presented token is locked FOR UPDATE, so of many concurrent refreshes of one
+token exactly one rotates it; a token presented again after its rotation is reuse, which
+ends the whole session: someone else holds a copy.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from core.errors import ErrorCode, ProblemError
+from identity.models import User
+from identity.selectors import user_role_names
+from identity.services.audit import audit_record
+from identity.tokens import IdpAccessToken, IdpRefreshToken, current_tenant, jti_hash, read_token
+from sessions.models import DeviceSession, EndReason
+from sessions.services import sessions_end
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    expires_in: int
+    session_id: str
+
+
+def access_token_for(*, user: User, session: DeviceSession) -> IdpAccessToken:
+    tenant = current_tenant()
+    token = IdpAccessToken()
+    token["sub"] = str(user.pk)
+    token["sid"] = str(session.pk)
+    token["did"] = session.device_id
+    token["roles"] = user_role_names(user)
+    token["email"] = user.email
+    token["name"] = user.full_name
+    for field in tenant.effective_policy["extra_claims"]:
+        value = getattr(user, field, "")
+        if value:
+            token[field] = value
+    return token
+
+
+def token_pair_issue(*, user: User, session: DeviceSession) -> TokenPair:
+    """A new access and refresh token for `session`; the refresh token becomes the one the
+    session accepts next. Call inside the transaction that created or locked the session."""
+    refresh = IdpRefreshToken()
+    refresh["sub"] = str(user.pk)
+    refresh["sid"] = str(session.pk)
+    refresh["did"] = session.device_id
+    # The family's absolute limit caps every refresh token in it.
+    exp = min(int(refresh["exp"]), int(session.expires_at.timestamp()))
+    refresh["exp"] = exp
+    hashed = jti_hash(refresh["jti"])
+    OutstandingToken.objects.create(
+        user=user,
+        jti=hashed,
+        token="",  # the token itself is a secret: only its hashed id is kept
+        created_at=timezone.now(),
+        expires_at=datetime.fromtimestamp(exp, tz=UTC),
+    )
+    DeviceSession.objects.filter(pk=session.pk).update(refresh_jti_hash=hashed)
+    session.refresh_jti_hash = hashed
+    access = access_token_for(user=user, session=session)
+    lifetime = int(access["exp"]) - int(access["iat"])
+    return TokenPair(access=str(access), refresh=str(refresh), expires_in=lifetime, session_id=str(session.pk))
+
+
+def refresh_token_read(raw: Any) -> IdpRefreshToken:
+    """Signature, claims and type of a refresh token of this tenant, or 401 invalid_token."""
+    try:
+        token = read_token(IdpRefreshToken, raw)
+    except TokenError as exc:
+        raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is invalid or expired.") from exc
+    return token  # type: ignore[return-value]
+
+
+def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
+    """Rotate `refresh` (already read with refresh_token_read). Refusals, in API.md's order:
+    403 account_disabled, 401 session_ended, 401 token_reused (the session ends too)."""
+    with transaction.atomic():
+        # order_by(): the model orders by its nullable user FK, an outer join FOR UPDATE refuses.
+        outstanding = (
+            OutstandingToken.objects.select_for_update().filter(jti=jti_hash(refresh["jti"])).order_by().first()
+        )
+        session = DeviceSession.objects.select_for_update().filter(pk=refresh.get("sid")).first()
+        if outstanding is None or session is None or str(session.user_id) != refresh["sub"]:
+            raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
+        user = User.objects.get(pk=session.user_id)
+        if not user.is_active:
+            raise ProblemError(ErrorCode.ACCOUNT_DISABLED)
+        if session.ended_at is not None:
+            raise ProblemError(ErrorCode.SESSION_ENDED)
+        # The two refusals below end the session, so they are raised after this block commits.
+        if session.expires_at <= timezone.now():
+            sessions_end([session], reason=EndReason.EXPIRED)
+            refusal = ProblemError(ErrorCode.SESSION_ENDED, "The session reached its absolute time limit.")
+        elif BlacklistedToken.objects.filter(token=outstanding).exists():
+            sessions_end([session], reason=EndReason.REFRESH_REUSE)
+            audit_record(
+                type="token.reused", target=user, data={"session_id": str(session.pk), "device_id": session.device_id}
+            )
+            refusal = ProblemError(ErrorCode.TOKEN_REUSED, "This refresh token was already used; the session ended.")
+        else:
+            BlacklistedToken.objects.create(token=outstanding)
+            DeviceSession.objects.filter(pk=session.pk).update(last_active_at=timezone.now())
+            return token_pair_issue(user=user, session=session)
+    raise refusal
+
+
+@transaction.atomic
+def logout(*, user: User, session_id: str, refresh: IdpRefreshToken | None = None) -> None:
+    """End the caller's session: its refresh tokens are blacklisted and its access tokens
+    refused at once. A refresh token given with the call must belong to that session."""
+    session = DeviceSession.objects.select_for_update().filter(pk=session_id, user=user).first()
+    if session is None:
+        raise ProblemError(ErrorCode.SESSION_ENDED)
+    if refresh is not None and refresh.get("sid") != str(session.pk):
+        raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token belongs to another session.", status=400)
+    sessions_end([session], reason=EndReason.LOGOUT, actor=user)

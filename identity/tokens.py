@@ -1,0 +1,155 @@
+"""simplejwt, extended so that every tenant signs and verifies with its own keys.
+
+The stock TokenBackend holds one key and one issuer for the whole process; here a backend is
+made per tenant: its active key signs (with `kid` in the header), its published keys verify,
+its origin is the issuer. What a token must carry to be accepted:
+
+- a `kid` this tenant publishes, and the algorithm of that key (never the header's choice:
+  no `none`, no HS/RS confusion; `jku`, `x5u` and `jwk` headers are never read);
+- a valid signature, `exp`, `iat`, `nbf`, this tenant's `iss` and `tid`, an accepted `aud`;
+- the `token_type` of the class reading it (an access token is not a refresh token).
+"""
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from django.db import connection
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken, TokenError
+from rest_framework_simplejwt.tokens import Token
+
+from identity.keys import active_signing_key, verification_key
+
+LEEWAY_SECONDS = 10
+MAX_TOKEN_BYTES = 8192
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
+
+
+def jti_hash(jti: str) -> str:
+    """Refresh-token ids are stored hashed (STYLE.md: never store what you hand out)."""
+    return hashlib.sha256(jti.encode()).hexdigest()
+
+
+def current_tenant() -> Any:
+    tenant = getattr(connection, "tenant", None)
+    if tenant is None:
+        raise RuntimeError("Tokens are issued and read inside a tenant's (or the public) schema context")
+    return tenant
+
+
+def issuer_of(tenant: Any) -> str:
+    from tenants.services import tenant_origin
+
+    return tenant_origin(tenant)
+
+
+def access_audience(tenant: Any) -> str | list[str]:
+    """`aud` of access tokens: the issuer, or the audiences the tenant's policy lists."""
+    audiences = tenant.effective_policy["tokens"]["audiences"]
+    if not audiences:
+        return issuer_of(tenant)
+    return audiences[0] if len(audiences) == 1 else list(audiences)
+
+
+class TenantTokenBackend(TokenBackend):
+    def __init__(self, tenant: Any) -> None:
+        # The algorithm given to simplejwt is only a placeholder: each token is signed and
+        # checked with the algorithm of its own key.
+        super().__init__(algorithm="RS256", leeway=LEEWAY_SECONDS)
+        self.tenant = tenant
+        self.issuer = issuer_of(tenant)
+        audiences = tenant.effective_policy["tokens"]["audiences"]
+        self.accepted_audiences = [self.issuer, *audiences]
+
+    def encode(self, payload: dict[str, Any]) -> str:
+        key = active_signing_key()
+        claims = payload | {"iss": self.issuer, "tid": self.tenant.schema_name}
+        return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid})
+
+    def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
+        if not verify:
+            raise TokenBackendError("Tokens are always verified")
+        if isinstance(token, bytes):
+            token = token.decode("ascii", errors="replace")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenBackendError("Token is too large")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise TokenBackendError("Token is malformed") from exc
+        kid = header.get("kid")
+        key = verification_key(kid) if isinstance(kid, str) and kid else None
+        if key is None or header.get("alg") != key.algorithm:
+            raise TokenBackendError("Token is not signed by this tenant")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                audience=self.accepted_audiences,
+                issuer=self.issuer,
+                leeway=self.get_leeway(),
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenBackendExpiredToken("Token is expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenBackendError("Token is invalid") from exc
+        if claims.get("tid") != self.tenant.schema_name:
+            raise TokenBackendError("Token belongs to another tenant")
+        return claims
+
+
+class TenantToken(Token):
+    """A simplejwt token read and written with the current tenant's backend and lifetimes."""
+
+    def get_token_backend(self) -> TenantTokenBackend:
+        return TenantTokenBackend(current_tenant())
+
+    @property
+    def token_backend(self) -> TenantTokenBackend:
+        return self.get_token_backend()
+
+
+class IdpAccessToken(TenantToken):
+    token_type = "access"
+    lifetime = timedelta(minutes=30)  # replaced by the tenant's policy for new tokens
+
+    def __init__(self, token: Any = None, verify: bool = True) -> None:
+        if token is None:
+            minutes = current_tenant().effective_policy["tokens"]["access_minutes"]
+            self.lifetime = timedelta(minutes=minutes)
+        super().__init__(token, verify)
+        if token is None:
+            self.payload["nbf"] = self.payload["iat"]
+            self.payload["aud"] = access_audience(current_tenant())
+
+
+class IdpRefreshToken(TenantToken):
+    """Only the IdP reads refresh tokens: their audience is the issuer itself. Rotation,
+    reuse detection and the blacklist are in identity.services.tokens (under row locks)."""
+
+    token_type = "refresh"
+    lifetime = timedelta(days=7)
+
+    def __init__(self, token: Any = None, verify: bool = True) -> None:
+        if token is None:
+            days = current_tenant().effective_policy["tokens"]["refresh_days"]
+            self.lifetime = timedelta(days=days)
+        super().__init__(token, verify)
+        if token is None:
+            self.payload["aud"] = issuer_of(current_tenant())
+
+
+def read_token(token_class: type[TenantToken], raw: Any) -> TenantToken:
+    """Parse and verify, turning every failure into TokenError (never a 500)."""
+    if not isinstance(raw, (str, bytes)) or not raw:
+        raise TokenError("Token is missing")
+    try:
+        return token_class(raw)  # type: ignore[arg-type]  # simplejwt types the raw token as Token
+    except TokenError:
+        raise
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise TokenError("Token is malformed") from exc

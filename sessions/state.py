@@ -1,0 +1,53 @@
+"""Is this device session still active? Asked on every authenticated request.
+
+Redis holds the answer (tenant-prefixed keys); PostgreSQL is the truth. An ended session is
+written as "ended" once its end commits, and readers fill a missing entry only with `add`
+(set-if-absent), so a reader that saw the row just before the end can never overwrite the
+"ended" marker. If Redis cannot be reached, the database answers: never "allowed" by default.
+"""
+
+import logging
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from sessions.models import DeviceSession
+
+logger = logging.getLogger("idp.sessions")
+
+ACTIVE, ENDED = "active", "ended"
+ACTIVE_TTL_SECONDS = 60  # bounds how long a marker missed during a Redis outage could matter
+ENDED_TTL_SECONDS = 60 * 60 * 24 * 31  # longer than any access token lives
+
+
+def _key(session_id: str) -> str:
+    return f"device-session:{session_id}"
+
+
+def _active_in_database(session_id: str) -> bool:
+    return DeviceSession.objects.filter(id=session_id, ended_at__isnull=True, expires_at__gt=timezone.now()).exists()
+
+
+def session_is_active(session_id: str) -> bool:
+    try:
+        state = cache.get(_key(session_id))
+    except Exception:
+        logger.warning("Session cache unavailable; checking session %s in the database", session_id)
+        return _active_in_database(session_id)
+    if state is not None:
+        return state == ACTIVE
+    active = _active_in_database(session_id)
+    try:
+        cache.add(_key(session_id), ACTIVE if active else ENDED, ACTIVE_TTL_SECONDS if active else ENDED_TTL_SECONDS)
+    except Exception:
+        logger.warning("Session cache unavailable; could not remember session %s", session_id)
+    return active
+
+
+def session_state_mark_ended(session_id: str) -> None:
+    try:
+        cache.set(_key(session_id), ENDED, ENDED_TTL_SECONDS)
+    except Exception:
+        # The row is ended in the database; a stale "active" entry expires within
+        # ACTIVE_TTL_SECONDS. Logged loudly: this is the window that matters.
+        logger.error("Session cache unavailable; session %s ended in the database only", session_id)
