@@ -1,12 +1,14 @@
 """URLs of a tenant's host (<slug>.IDP_BASE_DOMAIN or its custom domain)."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from core.urls import api_not_found, common_urlpatterns
 
 urlpatterns = [
     *common_urlpatterns("config.urls_tenant"),
+    path("api/v1/users/", include("identity.api.users_urls")),
+    path("", include("identity.web_urls")),
     path("admin/", admin.site.urls),
     *api_not_found,
 ]

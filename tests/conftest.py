@@ -100,3 +100,24 @@ def tenant_a_admin(tenant_a: Tenant) -> User:
 def tenant_b_admin(tenant_b: Tenant) -> User:
     with schema_context(tenant_b.schema_name):
         return User.objects.get(email=SHARED_ADMIN_EMAIL)
+
+
+def login_tokens(host: str, email: str, password: str = TEST_PASSWORD, device_id: str = "pos-1") -> dict[str, Any]:
+    """Log in through the API; returns the token response body (asserts it succeeded)."""
+    response = APIClient(HTTP_HOST=host).post(
+        "/api/v1/auth/token/",
+        {"email": email, "password": password, "device_id": device_id, "device_name": "Till", "device_type": "pos"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def bearer_client(host: str, access: str) -> APIClient:
+    return APIClient(HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {access}")
+
+
+@pytest.fixture
+def tenant_a_admin_client(tenant_a_admin: User) -> APIClient:
+    """acme's admin, logged in through the real token endpoint."""
+    return bearer_client("acme.idp.test", login_tokens("acme.idp.test", SHARED_ADMIN_EMAIL)["access"])

@@ -3,10 +3,13 @@
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
+from core.errors import ErrorCode, ProblemError
 from identity.models import User, normalize_email
 from identity.passwords import password_generate, password_validate
 from identity.services.audit import audit_record
+from tenants.models import Tenant
 
 
 @transaction.atomic
@@ -34,3 +37,18 @@ def tenant_admin_create(
     )
     audit_record(type="user.created", actor=actor, target=user, data={"email": user.email, "tenant_admin": True})
     return user, generated
+
+
+def user_cap_check(*, tenant: Any) -> None:
+    """Refuse a new account past the plan's `max_users` (403 user_cap_reached).
+
+    Active users and pending registrations count; deactivated users do not. The tenant's
+    row is locked first, so two creations racing for the last seat cannot both win. Call
+    inside the transaction that creates the user.
+    """
+    locked = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    if locked.plan is None:
+        return  # the platform's own schema has no plan and no cap
+    counted = User.objects.filter(Q(is_active=True) | Q(deactivated_at__isnull=True, email_verified_at__isnull=True))
+    if counted.count() >= locked.plan.max_users:
+        raise ProblemError(ErrorCode.USER_CAP_REACHED, f"The plan allows {locked.plan.max_users} users.")
