@@ -13,7 +13,7 @@ from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.services.audit import audit_record
 from sessions.models import DeviceSession, EndReason
-from sessions.state import session_state_mark_ended
+from sessions.state import PROVISIONAL_TTL_SECONDS, session_state_mark_ended
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ def sessions_end(sessions: Iterable[DeviceSession], *, reason: str, actor: User 
             data={"session_id": str(session.pk), "reason": reason, "device_id": session.device_id},
         )
         session_id = str(session.pk)
+        session_state_mark_ended(session_id, ttl=PROVISIONAL_TTL_SECONDS)
         transaction.on_commit(lambda session_id=session_id: session_state_mark_ended(session_id))  # type: ignore[misc]
     return ended
 

@@ -1,7 +1,9 @@
 """Is this device session still active? Asked on every authenticated request.
 
-Redis holds the answer (tenant-prefixed keys); PostgreSQL is the truth. An ended session is
-written as "ended" once its end commits, and readers fill a missing entry only with `add`
+Redis holds the answer (tenant-prefixed keys); PostgreSQL is the truth. Ending a session
+writes "ended" at once, with a short lifetime, so every process refuses its tokens from that
+moment; once the end commits the marker is written again to last (a rolled-back end thus
+heals by itself within PROVISIONAL_TTL_SECONDS). Readers fill a missing entry only with `add`
 (set-if-absent), so a reader that saw the row just before the end can never overwrite the
 "ended" marker. If Redis cannot be reached, the database answers: never "allowed" by default.
 """
@@ -18,6 +20,7 @@ logger = logging.getLogger("idp.sessions")
 ACTIVE, ENDED = "active", "ended"
 ACTIVE_TTL_SECONDS = 60  # bounds how long a marker missed during a Redis outage could matter
 ENDED_TTL_SECONDS = 60 * 60 * 24 * 31  # longer than any access token lives
+PROVISIONAL_TTL_SECONDS = 60
 
 
 def _key(session_id: str) -> str:
@@ -44,9 +47,9 @@ def session_is_active(session_id: str) -> bool:
     return active
 
 
-def session_state_mark_ended(session_id: str) -> None:
+def session_state_mark_ended(session_id: str, ttl: int = ENDED_TTL_SECONDS) -> None:
     try:
-        cache.set(_key(session_id), ENDED, ENDED_TTL_SECONDS)
+        cache.set(_key(session_id), ENDED, ttl)
     except Exception:
         # The row is ended in the database; a stale "active" entry expires within
         # ACTIVE_TTL_SECONDS. Logged loudly: this is the window that matters.

@@ -121,3 +121,33 @@ def bearer_client(host: str, access: str) -> APIClient:
 def tenant_a_admin_client(tenant_a_admin: User) -> APIClient:
     """acme's admin, logged in through the real token endpoint."""
     return bearer_client("acme.idp.test", login_tokens("acme.idp.test", SHARED_ADMIN_EMAIL)["access"])
+
+
+@pytest.fixture
+def committed_tenant(plan: Plan) -> Iterator[Tenant]:
+    """A tenant whose rows are committed (made and dropped on another connection), for tests
+    where several connections race. Its admin is SHARED_ADMIN_EMAIL / TEST_PASSWORD and its
+    rate limits are raised so that only the behaviour under test answers."""
+    from tenants.policy import policy_validate
+    from tests.concurrency import on_own_connection
+
+    policy = policy_validate(
+        {"rate_limits": {"login": "1000/min", "refresh": "1000/min"}, "sessions": {"max_sessions_per_user": 3}},
+        max_devices_per_user=plan.max_devices_per_user,
+    )
+
+    def create() -> Tenant:
+        return tenant_create(
+            slug="racing",
+            name="Racing",
+            plan=plan,
+            admin_email=SHARED_ADMIN_EMAIL,
+            admin_password=TEST_PASSWORD,
+            policy=policy,
+        ).tenant
+
+    tenant = on_own_connection(create)
+    try:
+        yield tenant
+    finally:
+        on_own_connection(lambda: Tenant.objects.get(pk=tenant.pk).delete(force_drop=True))

@@ -17,7 +17,9 @@ IDP_PUBLIC_PORT = 0
 if not DATABASES:
     DATABASES = {"default": {"ENGINE": DATABASE_ENGINE, **embedded_postgres_database("postgres")}}
 
-REDIS_URL = redis_url_for_tests()
+# A database per run (1-15 by process id): each run flushes its own between tests, so two
+# runs side by side (two shells, parallel checkouts) do not wipe each other's state.
+REDIS_URL = redis_url_for_tests(db=1 + os.getpid() % 15)
 CACHES = {"default": redis_cache(REDIS_URL)}
 
 CELERY_BROKER_URL = REDIS_URL

@@ -12,12 +12,14 @@ class LoginSerializer(serializers.Serializer):
     device_type = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
 
 
+# No max_length on tokens: an oversized token is a malformed one, refused 401 invalid_token
+# by identity.tokens (MAX_TOKEN_BYTES), not a 400 about a field.
 class RefreshSerializer(serializers.Serializer):
-    refresh = serializers.CharField(max_length=8192)
+    refresh = serializers.CharField()
 
 
 class LogoutSerializer(serializers.Serializer):
-    refresh = serializers.CharField(max_length=8192, required=False)
+    refresh = serializers.CharField(required=False)
 
 
 class TokenUserSerializer(serializers.ModelSerializer):

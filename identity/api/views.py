@@ -9,7 +9,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import ErrorCode, ProblemError
 from identity.api.serializers import (
     LoginResponseSerializer,
     LoginSerializer,
@@ -77,12 +76,13 @@ class TokenRefreshView(APIView):
         serializer = RefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refresh = token_services.refresh_token_read(serializer.validated_data["refresh"])
-        if not session_is_active(str(refresh.get("sid", ""))):
-            raise ProblemError(ErrorCode.SESSION_ENDED)
-        request._request.refresh_session_id = refresh["sid"]  # type: ignore[attr-defined]
-        throttle = SessionRefreshThrottle()
-        if not throttle.allow_request(request, self):
-            self.throttled(request, throttle.wait() or 1.0)
+        # Only a live session is throttled: an ended one must answer its 401 (or a disabled
+        # account its 403), never 429. token_refresh gives those refusals in API.md's order.
+        if session_is_active(str(refresh.get("sid", ""))):
+            request._request.refresh_session_id = refresh["sid"]  # type: ignore[attr-defined]
+            throttle = SessionRefreshThrottle()
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait() or 1.0)
         return Response(_pair_body(token_services.token_refresh(refresh=refresh)))
 
 

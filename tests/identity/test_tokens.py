@@ -1,0 +1,391 @@
+"""Tenant-bound JWTs: what is accepted, what is refused, rotation, reuse, keys."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.core.management import call_command
+from django.utils import timezone
+from django_tenants.utils import schema_context, tenant_context
+from rest_framework.test import APIClient
+
+from identity.keys import active_signing_key, forget_cached_keys
+from identity.models import AuditEvent, SigningKey, User
+from sessions.models import DeviceSession
+from tests.concurrency import in_parallel, on_own_connection
+from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, login_tokens
+from tests.core.test_errors import assert_problem
+
+HOST = "acme.idp.test"
+WHOAMI = "/api/v1/auth/whoami/"
+REFRESH = "/api/v1/auth/token/refresh/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    forget_cached_keys()
+    yield
+    forget_cached_keys()
+
+
+@pytest.fixture
+def tokens(tenant_a):
+    return login_tokens(HOST, SHARED_ADMIN_EMAIL)
+
+
+def whoami(access, host=HOST):
+    return bearer_client(host, access).get(WHOAMI)
+
+
+def refresh(token, host=HOST):
+    return APIClient(HTTP_HOST=host).post(REFRESH, {"refresh": token}, format="json")
+
+
+def claims_of(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign_with_acme_key(tenant, claims, headers=None):
+    """A token signed by acme's real key, with whatever claims a test wants to try."""
+    with tenant_context(tenant):
+        key = active_signing_key()
+        return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid} | (headers or {}))
+
+
+# --- accepted ----------------------------------------------------------------------------------
+
+
+def test_an_access_token_carries_the_contract_claims_and_a_kid(tokens, tenant_a):
+    header = jwt.get_unverified_header(tokens["access"])
+    claims = claims_of(tokens["access"])
+
+    with schema_context("acme"):
+        admin = User.objects.get(email=SHARED_ADMIN_EMAIL)
+        assert SigningKey.objects.filter(kid=header["kid"], algorithm="RS256").exists()
+    assert header["alg"] == "RS256"
+    assert claims["iss"] == claims["aud"] == "http://acme.idp.test"
+    assert claims["sub"] == str(admin.pk)
+    assert claims["tid"] == "acme"
+    assert claims["sid"] == tokens["session_id"]
+    assert claims["did"] == "pos-1"
+    assert claims["token_type"] == "access"
+    assert claims["roles"] == ["Admin"]
+    assert claims["email"] == SHARED_ADMIN_EMAIL
+    assert claims["exp"] - claims["iat"] == 30 * 60
+    assert not any("perm" in name for name in claims)
+    assert whoami(tokens["access"]).status_code == 200
+
+
+def test_tenant_chosen_profile_claims_are_added_when_set(tenant_a):
+    with schema_context("acme"):
+        User.objects.filter(email=SHARED_ADMIN_EMAIL).update(employee_id="E-7", branch_id="12")
+
+    claims = claims_of(login_tokens(HOST, SHARED_ADMIN_EMAIL)["access"])
+
+    assert (claims["employee_id"], claims["branch_id"]) == ("E-7", "12")
+    assert "restaurant_id" not in claims  # empty values are left out
+
+
+def test_a_stock_jwks_client_verifies_an_issued_token_against_the_running_server(live_server, tenant_a):
+    with tenant_context(tenant_a):
+        token = sign_with_acme_key(
+            tenant_a,
+            {"sub": "someone", "iss": "http://acme.idp.test", "aud": "http://acme.idp.test", "exp": time.time() + 60},
+        )
+    client = jwt.PyJWKClient(f"{live_server.url}/.well-known/jwks.json", headers={"Host": HOST})
+
+    signing_key = client.get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, signing_key.key, algorithms=["RS256"], audience=HOST and "http://acme.idp.test")
+
+    assert claims["sub"] == "someone"
+
+
+def test_the_jwks_publishes_public_keys_only(tenant_a):
+    body = APIClient(HTTP_HOST=HOST).get("/.well-known/jwks.json").json()
+
+    assert body["keys"]
+    for key in body["keys"]:
+        assert {"kid", "alg", "kty", "use"} <= set(key)
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+def test_private_keys_are_encrypted_at_rest(tenant_a):
+    with schema_context("acme"):
+        stored = SigningKey.objects.first().private_key_encrypted
+
+    assert "PRIVATE KEY" not in stored
+    assert not stored.startswith("-----")
+
+
+def test_discovery_names_the_tenants_issuer_and_endpoints(tenant_a):
+    body = APIClient(HTTP_HOST=HOST).get("/.well-known/openid-configuration").json()
+
+    assert body["issuer"] == "http://acme.idp.test"
+    assert body["jwks_uri"] == "http://acme.idp.test/.well-known/jwks.json"
+    assert body["token_endpoint"] == "http://acme.idp.test/api/v1/auth/token/"
+
+
+def test_the_template_schema_never_holds_a_signing_key(tenant_a):
+    with schema_context("tenant_template"):
+        assert not SigningKey.objects.exists()
+
+
+# --- refused -----------------------------------------------------------------------------------
+
+
+def test_a_token_of_another_tenant_is_refused_even_for_a_user_with_the_same_email(tenant_a, tenant_b):
+    globex = login_tokens("globex.idp.test", SHARED_ADMIN_EMAIL)
+
+    assert_problem(whoami(globex["access"]), 401, "invalid_token")
+    assert_problem(refresh(globex["refresh"]), 401, "invalid_token")
+    assert whoami(globex["access"], host="globex.idp.test").status_code == 200
+
+
+def test_a_token_with_alg_none_is_refused(tokens, tenant_a):
+    claims = claims_of(tokens["access"])
+    kid = jwt.get_unverified_header(tokens["access"])["kid"]
+    header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": kid}).encode())
+    forged = f"{header}.{b64(json.dumps(claims).encode())}."
+
+    assert_problem(whoami(forged), 401, "invalid_token")
+
+
+def test_an_hs256_token_keyed_with_the_public_key_is_refused(tokens, tenant_a):
+    claims = claims_of(tokens["access"])
+    kid = jwt.get_unverified_header(tokens["access"])["kid"]
+    with schema_context("acme"):
+        public_jwk = SigningKey.objects.get(kid=kid).public_jwk
+    secret = json.dumps(public_jwk).encode()
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': kid}).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
+
+    assert_problem(whoami(f"{signing_input}.{signature}"), 401, "invalid_token")
+
+
+def test_a_token_signed_with_another_key_under_the_real_kid_is_refused(tokens, tenant_a):
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = jwt.get_unverified_header(tokens["access"])["kid"]
+
+    forged = jwt.encode(claims_of(tokens["access"]), attacker, algorithm="RS256", headers={"kid": kid})
+
+    assert_problem(whoami(forged), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("header", ["jwk", "jku", "x5u"])
+def test_key_location_headers_are_ignored(tokens, tenant_a, header):
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key()))
+    value = attacker_jwk if header == "jwk" else "https://attacker.example/keys.json"
+
+    forged = jwt.encode(claims_of(tokens["access"]), attacker, algorithm="RS256", headers={header: value})
+
+    assert_problem(whoami(forged), 401, "invalid_token")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp": int(time.time()) - 60},
+        {"nbf": int(time.time()) + 3600},
+        {"iss": "http://globex.idp.test"},
+        {"aud": "http://someone-else.example"},
+        {"tid": "globex"},
+        {"token_type": "refresh"},
+        {"token_type": None},
+        {"sid": None},
+        {"jti": None},
+    ],
+)
+def test_a_properly_signed_token_with_a_bad_claim_is_refused(tokens, tenant_a, change):
+    claims = {key: value for key, value in (claims_of(tokens["access"]) | change).items() if value is not None}
+
+    response = whoami(sign_with_acme_key(tenant_a, claims))
+
+    assert response.status_code == 401
+    assert response.json()["code"] in {"invalid_token", "session_ended"}
+
+
+def test_a_refresh_token_is_not_a_bearer_token_and_an_access_token_does_not_refresh(tokens):
+    assert_problem(whoami(tokens["refresh"]), 401, "invalid_token")
+    assert_problem(refresh(tokens["access"]), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("raw", ["not.a.token", "x" * 100_000, "eyJhbGciOiJSUzI1NiJ9.e30.", "ä.ö.ü"])
+def test_malformed_or_huge_tokens_get_401_not_500(tenant_a, raw):
+    assert_problem(whoami(raw), 401, "invalid_token")
+    assert_problem(refresh(raw), 401, "invalid_token")
+
+
+def test_an_authorization_header_that_is_not_bearer_is_not_authenticated(tenant_a):
+    client = APIClient(HTTP_HOST=HOST, HTTP_AUTHORIZATION="Basic YWRtaW46cGFzc3dvcmQ=")
+
+    assert_problem(client.get(WHOAMI), 401, "not_authenticated")
+
+
+# --- refresh, reuse, logout ----------------------------------------------------------------------
+
+
+def test_refresh_rotates_and_the_old_refresh_token_is_then_reuse_that_ends_the_session(tokens, tenant_a):
+    rotated = refresh(tokens["refresh"])
+    assert rotated.status_code == 200, rotated.content
+    new = rotated.json()
+    assert new["session_id"] == tokens["session_id"]
+    assert whoami(new["access"]).status_code == 200
+
+    reused = refresh(tokens["refresh"])
+
+    assert_problem(reused, 401, "token_reused")
+    assert_problem(whoami(new["access"]), 401, "session_ended")
+    assert_problem(refresh(new["refresh"]), 401, "session_ended")
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).end_reason == "refresh_reuse"
+        assert AuditEvent.objects.filter(type="token.reused").count() == 1
+
+
+def test_refresh_is_throttled_per_session_after_the_token_is_read(tokens):
+    first = refresh(tokens["refresh"]).json()
+    second = refresh(first["refresh"]).json()
+
+    third = refresh(second["refresh"])
+
+    assert_problem(third, 429, "throttled")
+    assert "Retry-After" in third
+
+
+def test_an_ended_session_answers_401_before_the_refresh_throttle(tokens):
+    first = refresh(tokens["refresh"]).json()
+    second = refresh(first["refresh"]).json()
+    bearer_client(HOST, second["access"]).post("/api/v1/auth/logout/", {}, format="json")
+
+    assert_problem(refresh(second["refresh"]), 401, "session_ended")
+
+
+def test_a_deactivated_users_refresh_is_403_account_disabled(tokens):
+    with schema_context("acme"):
+        User.objects.filter(email=SHARED_ADMIN_EMAIL).update(is_active=False)
+
+    assert_problem(refresh(tokens["refresh"]), 403, "account_disabled")
+    assert_problem(whoami(tokens["access"]), 403, "account_disabled")
+
+
+def test_a_suspended_tenants_tokens_are_refused(tokens, tenant_a):
+    tenant_a.is_active = False
+    tenant_a.save()
+
+    assert_problem(refresh(tokens["refresh"]), 403, "tenant_inactive")
+    assert_problem(whoami(tokens["access"]), 403, "tenant_inactive")
+
+
+def test_a_session_past_its_absolute_limit_cannot_refresh(tokens):
+    with schema_context("acme"):
+        DeviceSession.objects.filter(pk=tokens["session_id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert_problem(refresh(tokens["refresh"]), 401, "session_ended")
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).end_reason == "expired"
+
+
+def test_logout_ends_the_session_for_access_and_refresh_tokens(tokens):
+    response = bearer_client(HOST, tokens["access"]).post(
+        "/api/v1/auth/logout/", {"refresh": tokens["refresh"]}, format="json"
+    )
+
+    assert response.status_code == 204
+    assert_problem(whoami(tokens["access"]), 401, "session_ended")
+    assert_problem(refresh(tokens["refresh"]), 401, "session_ended")
+
+
+def test_logout_with_another_sessions_refresh_token_changes_nothing(tenant_a, tenant_a_admin):
+    from tenants.policy import policy_validate
+
+    tenant_a.policy = policy_validate({"sessions": {"max_sessions_per_user": 2}}, current=tenant_a.policy)
+    tenant_a.save()
+    phone = login_tokens(HOST, SHARED_ADMIN_EMAIL, device_id="phone")
+    till = login_tokens(HOST, SHARED_ADMIN_EMAIL, device_id="till")
+
+    response = bearer_client(HOST, till["access"]).post(
+        "/api/v1/auth/logout/", {"refresh": phone["refresh"]}, format="json"
+    )
+
+    assert_problem(response, 400, "invalid_token")
+    assert whoami(till["access"]).status_code == 200
+    assert whoami(phone["access"]).status_code == 200
+
+
+def test_twenty_concurrent_refreshes_of_one_token_let_at_most_one_through(committed_tenant):
+    host = "racing.idp.test"
+    tokens = on_own_connection(lambda: login_tokens(host, SHARED_ADMIN_EMAIL))
+
+    statuses = in_parallel(lambda: refresh(tokens["refresh"], host=host).status_code, 20)
+
+    assert statuses.count(200) <= 1
+    assert set(statuses) <= {200, 401}
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def test_rotation_keeps_old_tokens_valid_and_publishes_both_keys(tokens, tenant_a):
+    old_kid = jwt.get_unverified_header(tokens["access"])["kid"]
+
+    call_command("rotate_signing_key", tenant="acme", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    forget_cached_keys()
+    fresh = refresh(tokens["refresh"]).json()
+
+    new_kid = jwt.get_unverified_header(fresh["access"])["kid"]
+    published = {key["kid"] for key in APIClient(HTTP_HOST=HOST).get("/.well-known/jwks.json").json()["keys"]}
+    assert new_kid != old_kid
+    assert {old_kid, new_kid} <= published
+    assert whoami(tokens["access"]).status_code in {200, 401}  # the old session was rotated: see below
+    assert whoami(fresh["access"]).status_code == 200
+    with schema_context("acme"):
+        retired = SigningKey.objects.get(kid=old_kid)
+        assert retired.retired_at is not None
+        assert retired.publish_until >= retired.retired_at + timedelta(days=30)
+        assert AuditEvent.objects.filter(type="signing_key.rotated").exists()
+
+
+def test_a_token_signed_before_a_rotation_is_still_accepted(tokens, tenant_a):
+    call_command("rotate_signing_key", tenant="acme", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    forget_cached_keys()
+
+    assert whoami(tokens["access"]).status_code == 200
+
+
+def test_a_key_past_its_publication_is_neither_published_nor_accepted(tokens, tenant_a):
+    old_kid = jwt.get_unverified_header(tokens["access"])["kid"]
+    call_command("rotate_signing_key", tenant="acme", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    with schema_context("acme"):
+        SigningKey.objects.filter(kid=old_kid).update(publish_until=timezone.now() - timedelta(seconds=1))
+    forget_cached_keys()
+
+    published = {key["kid"] for key in APIClient(HTTP_HOST=HOST).get("/.well-known/jwks.json").json()["keys"]}
+
+    assert old_kid not in published
+    assert_problem(whoami(tokens["access"]), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA"])
+def test_a_tenant_can_sign_with_es256_or_eddsa_and_older_tokens_stay_valid(tokens, tenant_a, operator_client, algorithm):
+    response = operator_client.patch(
+        "/api/v1/platform/tenants/acme/", {"policy": {"tokens": {"algorithm": algorithm}}}, format="json"
+    )
+    assert response.status_code == 200
+    forget_cached_keys()
+
+    fresh = login_tokens(HOST, SHARED_ADMIN_EMAIL, device_id="pos-2")
+
+    assert jwt.get_unverified_header(fresh["access"])["alg"] == algorithm
+    assert whoami(fresh["access"]).status_code == 200
+    published = {key["alg"] for key in APIClient(HTTP_HOST=HOST).get("/.well-known/jwks.json").json()["keys"]}
+    assert {"RS256", algorithm} <= published
