@@ -46,7 +46,10 @@ def session_start(
     replaces that device's session. At the limit, `terminate_oldest` ends the oldest other
     sessions; `deny_new` refuses with 409 and names no other device.
     """
-    User.objects.select_for_update().only("id").get(pk=user.pk)
+    locked = User.objects.select_for_update().only("id", "is_active").get(pk=user.pk)
+    if not locked.is_active:
+        # Deactivated after the password was checked: the deactivation won the row lock.
+        raise ProblemError(ErrorCode.ACCOUNT_DISABLED)
     now = timezone.now()
     active = list(DeviceSession.objects.filter(user=user, ended_at__isnull=True).order_by("created_at"))
     expired = [session for session in active if session.expires_at <= now]

@@ -2,13 +2,24 @@
 
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files import File
+from django.core.mail.message import sanitize_address
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
-from core.errors import ErrorCode, ProblemError
-from identity.models import User, normalize_email
+from core.errors import ErrorCode, ProblemError, invalid_request
+from core.tenancy import current_schema
+from identity.models import User, kra_pin_validator, normalize_email, picture_upload_to
 from identity.passwords import password_generate, password_validate
+from identity.pictures import picture_check
 from identity.services.audit import audit_record
+from notifications.services import email_send_after_commit
+from sessions.models import EndReason
+from sessions.services import user_sessions_end
 from tenants.models import Tenant
 
 
@@ -46,9 +57,294 @@ def user_cap_check(*, tenant: Any) -> None:
     row is locked first, so two creations racing for the last seat cannot both win. Call
     inside the transaction that creates the user.
     """
-    locked = Tenant.objects.select_for_update().select_related("plan").get(pk=tenant.pk)
+    # of=("self",): only the tenant row is locked (the plan join is nullable).
+    locked = Tenant.objects.select_for_update(of=("self",)).select_related("plan").get(pk=tenant.pk)
     if locked.plan is None:
         return  # the platform's own schema has no plan and no cap
     counted = User.objects.filter(Q(is_active=True) | Q(deactivated_at__isnull=True, email_verified_at__isnull=True))
     if counted.count() >= locked.plan.max_users:
         raise ProblemError(ErrorCode.USER_CAP_REACHED, f"The plan allows {locked.plan.max_users} users.")
+
+
+# --- employees managed by tenant admins, and the user's own profile ----------------------------
+
+EMAIL_TAKEN = "A user with this email already exists."
+
+
+class _Unset:
+    """Marks an argument that was not given, where None is a meaningful value."""
+
+
+UNSET = _Unset()
+
+
+def _email_checked(email: str, *, exclude: User | None = None) -> str:
+    """The normalised address, refused (400, errors.email) unless it is one an email can be
+    sent to and no other user of this tenant has it in any case.
+
+    The address is also put through the function the mail backend builds the envelope
+    with: one it could not even address is refused now, to the admin, rather than after
+    commit, when the welcome email goes out and nobody would see the failure.
+    """
+    normalized = normalize_email(email)
+    try:
+        validate_email(normalized)
+        sanitize_address(normalized, settings.DEFAULT_CHARSET)
+    except (DjangoValidationError, ValueError) as exc:
+        raise invalid_request({"email": ["Enter a valid email address."]}) from exc
+    taken = User.objects.filter(email__iexact=normalized)
+    if exclude is not None:
+        taken = taken.exclude(pk=exclude.pk)
+    if taken.exists():
+        raise invalid_request({"email": [EMAIL_TAKEN]})
+    return normalized
+
+
+def _kra_pin_checked(kra_pin: str) -> str:
+    kra_pin = kra_pin.strip().upper()
+    if kra_pin:
+        try:
+            kra_pin_validator(kra_pin)
+        except DjangoValidationError as exc:
+            raise invalid_request({"kra_pin": list(exc.messages)}) from exc
+    return kra_pin
+
+
+def _user_save(user: User, fields: list[str]) -> None:
+    # The unique index is the last word on emails: a concurrent write that passed the same
+    # check first makes this one fail, and that is still a 400 naming the field, not a 500.
+    try:
+        with transaction.atomic():
+            user.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError as exc:
+        raise invalid_request({"email": [EMAIL_TAKEN]}) from exc
+
+
+def _changes_apply(*, user: User, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set the fields that really change; returns {field: {"before": ..., "after": ...}}."""
+    changed = {
+        field: {"before": getattr(user, field), "after": value}
+        for field, value in changes.items()
+        if getattr(user, field) != value
+    }
+    for field, change in changed.items():
+        setattr(user, field, change["after"])
+    return changed
+
+
+@transaction.atomic
+def user_create(
+    *,
+    tenant: Tenant,
+    actor: User | None,
+    email: str,
+    full_name: str,
+    phone: str = "",
+    address: str = "",
+    employee_id: str = "",
+    kra_pin: str = "",
+    branch_id: str = "",
+    restaurant_id: str = "",
+) -> User:
+    """Create an employee with a generated password they must change at first login.
+
+    The password is made with the tenant's policy and goes only into the welcome email, sent
+    after commit: it is never returned, logged or audited, and a creation that rolls back
+    sends nothing. The plan's user cap is checked first, under the tenant row's lock, so
+    creations in one tenant run one at a time and the email check below cannot race another
+    creation.
+    """
+    user_cap_check(tenant=tenant)
+    email = _email_checked(email)
+    kra_pin = _kra_pin_checked(kra_pin)
+    password = password_generate(tenant.effective_policy["password"])
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email=email,
+                password=password,
+                full_name=full_name,
+                phone=phone,
+                address=address,
+                employee_id=employee_id,
+                kra_pin=kra_pin,
+                branch_id=branch_id,
+                restaurant_id=restaurant_id,
+                must_change_password=True,
+            )
+    except IntegrityError as exc:
+        raise invalid_request({"email": [EMAIL_TAKEN]}) from exc
+    audit_record(
+        type="user.created",
+        actor=actor,
+        target=user,
+        data={
+            "email": user.email,
+            "full_name": user.full_name,
+            "employee_id": user.employee_id,
+            "branch_id": user.branch_id,
+            "restaurant_id": user.restaurant_id,
+            "must_change_password": True,
+        },
+    )
+    _welcome_email_send(tenant=tenant, user=user, password=password)
+    return user
+
+
+def _welcome_email_send(*, tenant: Tenant, user: User, password: str) -> None:
+    # Imported here: tenants.services imports this module (tenant_admin_create).
+    from tenants.services import tenant_origin
+
+    greeting = f"Hello {user.full_name}," if user.full_name else "Hello,"
+    body = (
+        f"{greeting}\n\n"
+        f"An account at {tenant.name} has been created for you.\n\n"
+        f"Email: {user.email}\n"
+        f"Temporary password: {password}\n\n"
+        f"You must change this password at first login, at {tenant_origin(tenant)}.\n"
+        "If you did not expect this email, tell your administrator.\n"
+    )
+    email_send_after_commit(to=user.email, subject=f"Your {tenant.name} account", body=body)
+
+
+@transaction.atomic
+def user_update(
+    *,
+    user: User,
+    actor: User | None,
+    email: str | None = None,
+    full_name: str | None = None,
+    phone: str | None = None,
+    address: str | None = None,
+    employee_id: str | None = None,
+    kra_pin: str | None = None,
+    branch_id: str | None = None,
+    restaurant_id: str | None = None,
+) -> User:
+    """An admin's change to a user's profile and employee fields (None: left as it is).
+
+    Access flags (`is_tenant_admin`, `must_change_password`, `is_active`) are not changed
+    here: each has its own action with its own rules and audit event. The audit row lists
+    the fields that changed, before and after; nothing is written when nothing changed.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    given = {
+        "email": email,
+        "full_name": full_name,
+        "phone": phone,
+        "address": address,
+        "employee_id": employee_id,
+        "kra_pin": kra_pin,
+        "branch_id": branch_id,
+        "restaurant_id": restaurant_id,
+    }
+    changes = {field: value for field, value in given.items() if value is not None}
+    if "email" in changes:
+        changes["email"] = _email_checked(changes["email"], exclude=user)
+    if "kra_pin" in changes:
+        changes["kra_pin"] = _kra_pin_checked(changes["kra_pin"])
+    changed = _changes_apply(user=user, changes=changes)
+    if changed:
+        _user_save(user, list(changed))
+        audit_record(type="user.updated", actor=actor, target=user, data={"changes": changed})
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, user: User, actor: User | None) -> User:
+    """Deactivate a user: no more logins or refreshes, every session ends at once
+    (EndReason.USER_DISABLED). The row and its history stay; it no longer counts toward the
+    plan's user cap. Deactivating an already deactivated user changes nothing.
+
+    The last active tenant admin cannot be deactivated (403 last_admin), or nobody could
+    manage the tenant any more. The active admins' rows are locked (in one order) before the
+    check, so two admins deactivating each other at once cannot both succeed.
+    """
+    admins: list[User] = []
+    if user.is_tenant_admin:
+        admins = list(User.objects.select_for_update().filter(is_tenant_admin=True, is_active=True).order_by("pk"))
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.deactivated_at is not None:
+        return user
+    if user.is_tenant_admin and user.is_active and not any(admin.pk != user.pk for admin in admins):
+        raise ProblemError(ErrorCode.LAST_ADMIN, "The tenant's last active administrator cannot be deactivated.")
+    user.is_active = False
+    user.deactivated_at = timezone.now()
+    user.save(update_fields=["is_active", "deactivated_at", "updated_at"])
+    ended = user_sessions_end(user=user, reason=EndReason.USER_DISABLED, actor=actor)
+    audit_record(type="user.deactivated", actor=actor, target=user, data={"sessions_ended": ended})
+    return user
+
+
+@transaction.atomic
+def user_set_password(*, user: User, password: str, password_rules: dict[str, Any], actor: User | None) -> int:
+    """An admin sets a user's password: the tenant's policy applies (400 password_policy),
+    the user must change it at next login, and every session of theirs ends
+    (EndReason.ADMIN), since whoever held them may be why the password was reset.
+    Returns how many sessions ended. The password is never logged or audited."""
+    password_validate(password, rules=password_rules, field="password")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    user.set_password(password)
+    user.must_change_password = True
+    user.save(update_fields=["password", "must_change_password", "updated_at"])
+    ended = user_sessions_end(user=user, reason=EndReason.ADMIN, actor=actor)
+    audit_record(type="password.changed", actor=actor, target=user, data={"by_admin": True, "sessions_ended": ended})
+    return ended
+
+
+def profile_update(
+    *,
+    user: User,
+    full_name: str | None = None,
+    phone: str | None = None,
+    address: str | None = None,
+    picture: File | _Unset | None = UNSET,
+) -> User:
+    """The user's own change to their profile. `picture=None` removes the picture.
+
+    A picture is checked and re-encoded (identity.pictures) before anything is written, so
+    a refused one (413, 415) changes nothing. The new file is written under the tenant's
+    own folder; the old one is deleted only once the change commits, and the new one is
+    deleted again if the change fails.
+    """
+    checked = picture_check(picture) if isinstance(picture, File) else None
+    storage = user.picture.storage
+    new_name = ""
+    if checked is not None:
+        path = f"{current_schema()}/{picture_upload_to(user, '')}.{checked.extension}"
+        new_name = storage.save(path, checked.as_file())
+    try:
+        return _profile_save(
+            user=user, full_name=full_name, phone=phone, address=address, picture=picture, new_picture=new_name
+        )
+    except BaseException:
+        if new_name:
+            storage.delete(new_name)
+        raise
+
+
+@transaction.atomic
+def _profile_save(
+    *,
+    user: User,
+    full_name: str | None,
+    phone: str | None,
+    address: str | None,
+    picture: File | _Unset | None,
+    new_picture: str,
+) -> User:
+    user = User.objects.select_for_update().get(pk=user.pk)
+    old_picture = user.picture.name or ""
+    given = {"full_name": full_name, "phone": phone, "address": address}
+    changes: dict[str, Any] = {field: value for field, value in given.items() if value is not None}
+    changed = _changes_apply(user=user, changes=changes)
+    if not isinstance(picture, _Unset) and (new_picture or old_picture):
+        user.picture.name = new_picture or None
+        changed["picture"] = {"before": old_picture or None, "after": new_picture or None}
+    if changed:
+        _user_save(user, list(changed))
+        audit_record(type="user.updated", actor=user, target=user, data={"changes": changed, "self_service": True})
+    if "picture" in changed and old_picture:
+        storage = user.picture.storage
+        transaction.on_commit(lambda: storage.delete(old_picture))
+    return user

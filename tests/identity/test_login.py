@@ -2,6 +2,7 @@
 
 import itertools
 import logging
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.hashers import make_password
@@ -216,7 +217,7 @@ def test_failures_older_than_the_window_do_not_count(cook):
     for _ in range(4):
         post_login(password="Wrong-Passw0rd!")
     with schema_context("acme"):
-        LoginAttempt.objects.filter(email=EMAIL).update(timestamp=timezone.now() - timezone.timedelta(minutes=16))
+        LoginAttempt.objects.filter(email=EMAIL).update(timestamp=timezone.now() - timedelta(minutes=16))
 
     assert post_login(password="Wrong-Passw0rd!").status_code == 401
     assert post_login().status_code == 200
@@ -225,7 +226,7 @@ def test_failures_older_than_the_window_do_not_count(cook):
 def test_the_lock_ends_after_its_duration(cook):
     lock_out()
     with schema_context("acme"):
-        LoginLockout.objects.filter(email=EMAIL).update(locked_until=timezone.now() - timezone.timedelta(seconds=1))
+        LoginLockout.objects.filter(email=EMAIL).update(locked_until=timezone.now() - timedelta(seconds=1))
 
     assert post_login().status_code == 200
 
@@ -314,7 +315,7 @@ def test_fifty_parallel_wrong_passwords_for_one_account_judge_at_most_five():
 
     def create():
         with schema_context("acme"):
-            return UserFactory(email=email).pk
+            return User.objects.create_user(email=email, password=TEST_PASSWORD).pk
 
     def cleanup():
         with schema_context("acme"):

@@ -123,7 +123,7 @@ def test_the_jwks_publishes_public_keys_only(tenant_a):
 
 def test_private_keys_are_encrypted_at_rest(tenant_a):
     with schema_context("acme"):
-        stored = SigningKey.objects.first().private_key_encrypted
+        stored = SigningKey.objects.get().private_key_encrypted
 
     assert "PRIVATE KEY" not in stored
     assert not stored.startswith("-----")
@@ -352,7 +352,7 @@ def test_rotation_keeps_old_tokens_valid_and_publishes_both_keys(tokens, tenant_
     assert whoami(fresh["access"]).status_code == 200
     with schema_context("acme"):
         retired = SigningKey.objects.get(kid=old_kid)
-        assert retired.retired_at is not None
+        assert retired.retired_at is not None and retired.publish_until is not None
         assert retired.publish_until >= retired.retired_at + timedelta(days=30)
         assert AuditEvent.objects.filter(type="signing_key.rotated").exists()
 

@@ -24,13 +24,13 @@ def test_an_ended_session_is_marked_at_once_and_for_long_once_committed(tenant_a
 
     with schema_context("acme"), django_capture_on_commit_callbacks(execute=False) as callbacks:
         session_end(session=DeviceSession.objects.get(pk=tokens["session_id"]), reason="admin")
-        provisional_ttl = cache.ttl(key)
+        provisional_ttl = cache.ttl(key)  # type: ignore[attr-defined]  # django-redis
     assert_problem(whoami(tokens["access"]), 401, "session_ended")
     for callback in callbacks:
         callback()
 
     with schema_context("acme"):
-        final_ttl = cache.ttl(key)
+        final_ttl = cache.ttl(key)  # type: ignore[attr-defined]  # django-redis
     assert 0 < provisional_ttl <= PROVISIONAL_TTL_SECONDS
     assert final_ttl > PROVISIONAL_TTL_SECONDS
     assert final_ttl <= ENDED_TTL_SECONDS

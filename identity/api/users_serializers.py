@@ -1,0 +1,210 @@
+"""Shapes of the users API (/api/v1/users/) and of the caller's own profile and activity.
+
+Input serializers only check the form of what was sent; the services normalise, check
+uniqueness and write.
+"""
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from identity.models import LoginAttempt, User, kra_pin_validator
+from identity.selectors import user_role_names
+
+phone_validator = RegexValidator(r"^\+?[0-9][0-9 ().-]{2,30}$", "Enter a phone number: digits, spaces, +, -, ( ).")
+
+
+class RefuseUnknownFieldsMixin(serializers.Serializer):
+    """Refuse keys the serializer does not know, naming each one (400 invalid_request).
+
+    On an admin's write a misspelt field (`fullname`) or one that cannot be set here
+    (`is_tenant_admin`, `roles`) silently ignored would leave the record other than the
+    admin believes. `ignored_fields` are read-only fields of the resource that may be sent
+    back unchanged (a client PATCHing what it read) and are dropped without an error.
+    """
+
+    ignored_fields: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors: dict[str, Any] = {}
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields) - self.ignored_fields)
+            errors.update({key: ["This field is unknown or cannot be set here."] for key in unknown})
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            errors.update(exc.detail)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class KraPinField(serializers.CharField):
+    """A Kenyan KRA PIN: letter, nine digits, letter; case and surrounding spaces forgiven."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=11, allow_blank=True, validators=[kra_pin_validator], **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data).upper()
+
+
+class PhoneField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=32, allow_blank=True, validators=[phone_validator], **kwargs)
+
+
+# --- users (admin) ----------------------------------------------------------------------------
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user as a tenant admin sees it. Never carries the password or its hash."""
+
+    roles = serializers.SerializerMethodField()
+    picture = serializers.ImageField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "phone",
+            "address",
+            "picture",
+            "employee_id",
+            "kra_pin",
+            "branch_id",
+            "restaurant_id",
+            "roles",
+            "is_active",
+            "is_tenant_admin",
+            "must_change_password",
+            "email_verified_at",
+            "deactivated_at",
+            "last_login",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_roles(self, user: User) -> list[str]:
+        return user_role_names(user)
+
+
+class UserCreateSerializer(RefuseUnknownFieldsMixin):
+    """An employee to create. No password: one is generated and emailed. No `roles` yet:
+    role assignment comes with RBAC (it will add the field here)."""
+
+    email = serializers.EmailField(max_length=254)
+    full_name = serializers.CharField(max_length=200)
+    phone = PhoneField(required=False)
+    address = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    employee_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    kra_pin = KraPinField(required=False)
+    branch_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    restaurant_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class UserUpdateSerializer(UserCreateSerializer):
+    """The same fields, each optional. Access flags are not among them: deactivation,
+    passwords and (later) roles each have their own endpoint."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
+class UserListQuerySerializer(serializers.Serializer):
+    """Filters of the user list. Unknown query parameters are ignored, as caches and
+    tools add their own."""
+
+    is_active = serializers.BooleanField(required=False, allow_null=True, default=None)
+    # Blank lists the users without a branch.
+    branch_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    search = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class UserSetPasswordSerializer(RefuseUnknownFieldsMixin):
+    password = serializers.CharField(
+        max_length=256, trim_whitespace=False, write_only=True, style={"input_type": "password"}
+    )
+
+
+class UserSetPasswordResultSerializer(serializers.Serializer):
+    must_change_password = serializers.BooleanField()
+    sessions_ended = serializers.IntegerField()
+
+
+class UserUnlockResultSerializer(serializers.Serializer):
+    was_locked = serializers.BooleanField()
+
+
+# --- the caller's own profile and activity -------------------------------------------------
+
+
+class ProfileSerializer(serializers.ModelSerializer):
+    """The caller's own profile. Identity, access and employee fields are shown, never
+    changed here: email, roles and employee records are the tenant admin's to change."""
+
+    roles = serializers.SerializerMethodField()
+    picture = serializers.ImageField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = User
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "phone",
+            "address",
+            "picture",
+            "employee_id",
+            "kra_pin",
+            "branch_id",
+            "restaurant_id",
+            "roles",
+            "is_tenant_admin",
+            "must_change_password",
+            "email_verified_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_roles(self, user: User) -> list[str]:
+        return user_role_names(user)
+
+
+class ProfileUpdateSerializer(RefuseUnknownFieldsMixin):
+    """What a user may change about themselves. The read-only fields of the profile are
+    accepted and ignored, so a client can send back what it read."""
+
+    ignored_fields = frozenset(ProfileSerializer.Meta.fields)
+
+    full_name = serializers.CharField(max_length=200, required=False)
+    phone = PhoneField(required=False)
+    address = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    # The bytes are judged by identity.pictures (413 / 415); null or an empty form field
+    # removes the picture.
+    picture = serializers.FileField(required=False, allow_null=True, allow_empty_file=True, use_url=False)
+
+
+class LoginDeviceSerializer(serializers.Serializer):
+    id = serializers.CharField(source="device_id")
+    name = serializers.CharField(source="device_name")
+    type = serializers.CharField(source="device_type")
+
+
+class LoginActivitySerializer(serializers.ModelSerializer):
+    """One of the caller's login attempts. `reason` says why a failed one failed."""
+
+    device = LoginDeviceSerializer(source="*")
+
+    class Meta:
+        model = LoginAttempt
+        fields = ["timestamp", "ip", "success", "reason", "device", "user_agent"]
+        read_only_fields = fields
