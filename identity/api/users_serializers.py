@@ -60,39 +60,40 @@ class PhoneField(serializers.CharField):
 # --- users (admin) ----------------------------------------------------------------------------
 
 
-class UserSerializer(serializers.ModelSerializer):
-    """A user as a tenant admin sees it. Never carries the password or its hash."""
+_PERSON_FIELDS = [
+    "id",
+    "email",
+    "full_name",
+    "phone",
+    "address",
+    "picture",
+    "employee_id",
+    "kra_pin",
+    "branch_id",
+    "restaurant_id",
+    "roles",
+    "is_tenant_admin",
+    "must_change_password",
+    "email_verified_at",
+    "created_at",
+]
 
+
+class _PersonSerializer(serializers.ModelSerializer):
     roles = serializers.SerializerMethodField()
     picture = serializers.ImageField(read_only=True, allow_null=True)
 
-    class Meta:
-        model = User
-        fields = [
-            "id",
-            "email",
-            "full_name",
-            "phone",
-            "address",
-            "picture",
-            "employee_id",
-            "kra_pin",
-            "branch_id",
-            "restaurant_id",
-            "roles",
-            "is_active",
-            "is_tenant_admin",
-            "must_change_password",
-            "email_verified_at",
-            "deactivated_at",
-            "last_login",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
     def get_roles(self, user: User) -> list[str]:
         return user_role_names(user)
+
+
+class UserSerializer(_PersonSerializer):
+    """A user as a tenant admin sees it. Never carries the password or its hash."""
+
+    class Meta:
+        model = User
+        fields = [*_PERSON_FIELDS, "is_active", "deactivated_at", "last_login", "updated_at"]
+        read_only_fields = fields
 
 
 class UserCreateSerializer(RefuseUnknownFieldsMixin):
@@ -147,36 +148,14 @@ class UserUnlockResultSerializer(serializers.Serializer):
 # --- the caller's own profile and activity -------------------------------------------------
 
 
-class ProfileSerializer(serializers.ModelSerializer):
+class ProfileSerializer(_PersonSerializer):
     """The caller's own profile. Identity, access and employee fields are shown, never
     changed here: email, roles and employee records are the tenant admin's to change."""
 
-    roles = serializers.SerializerMethodField()
-    picture = serializers.ImageField(read_only=True, allow_null=True)
-
     class Meta:
         model = User
-        fields = [
-            "id",
-            "email",
-            "full_name",
-            "phone",
-            "address",
-            "picture",
-            "employee_id",
-            "kra_pin",
-            "branch_id",
-            "restaurant_id",
-            "roles",
-            "is_tenant_admin",
-            "must_change_password",
-            "email_verified_at",
-            "created_at",
-        ]
+        fields = _PERSON_FIELDS
         read_only_fields = fields
-
-    def get_roles(self, user: User) -> list[str]:
-        return user_role_names(user)
 
 
 class ProfileUpdateSerializer(RefuseUnknownFieldsMixin):
