@@ -8,8 +8,10 @@ from identity.models import LoginAttempt, User
 
 
 def user_role_names(user: User) -> list[str]:
-    """Role names for the `roles` claim. Tenant admins hold the Admin system role."""
-    return ["Admin"] if user.is_tenant_admin else []
+    """Role names for the `roles` claim (rbac holds the assignments)."""
+    from rbac.selectors import user_role_names as assigned_role_names
+
+    return assigned_role_names(user)
 
 
 def user_list(*, is_active: bool | None = None, branch_id: str | None = None, search: str = "") -> QuerySet[User]:

@@ -36,6 +36,7 @@ DEFAULT_POLICY: dict[str, Any] = {
         "refresh": "2/min",
     },
     "registration": {"open": True, "default_role": "Employee", "assignable_roles": []},
+    "roles": {"system_roles_editable": False},
     "extra_claims": ["employee_id", "branch_id", "restaurant_id"],
     "cors_origins": [],
 }
@@ -134,6 +135,10 @@ class RegistrationPolicySerializer(StrictSerializer):
     assignable_roles = serializers.ListField(child=serializers.CharField(max_length=100), max_length=50)
 
 
+class RolesPolicySerializer(StrictSerializer):
+    system_roles_editable = serializers.BooleanField()
+
+
 class OriginField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         value = super().to_internal_value(data)
@@ -149,6 +154,7 @@ class PolicySerializer(StrictSerializer):
     sessions = SessionPolicySerializer()
     rate_limits = RateLimitPolicySerializer()
     registration = RegistrationPolicySerializer()
+    roles = RolesPolicySerializer()
     extra_claims = serializers.ListField(
         child=serializers.ChoiceField(choices=CLAIMABLE_PROFILE_FIELDS), max_length=len(CLAIMABLE_PROFILE_FIELDS)
     )

@@ -18,6 +18,9 @@ from identity.passwords import password_generate, password_validate
 from identity.pictures import picture_check
 from identity.services.audit import audit_record
 from notifications.services import email_send_after_commit
+from rbac.catalog import ADMIN
+from rbac.models import Role
+from rbac.services import role_assign
 from sessions.models import EndReason
 from sessions.services import user_sessions_end
 from tenants.models import Tenant
@@ -47,6 +50,7 @@ def tenant_admin_create(
         must_change_password=generated is not None,
     )
     audit_record(type="user.created", actor=actor, target=user, data={"email": user.email, "tenant_admin": True})
+    role_assign(user=user, role=Role.objects.get(name=ADMIN), branch=None, actor=None)
     return user, generated
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from identity.models import AuditEvent, User
+from identity.selectors import user_role_names
 from tenants import services
 from tenants.models import Domain, Plan, Tenant
 from tenants.policy import DEFAULT_POLICY
@@ -59,7 +60,9 @@ def test_operator_creates_a_tenant_with_its_schema_domain_and_first_admin(operat
         assert admin.is_tenant_admin and admin.is_staff and not admin.is_superuser
         assert admin.check_password(STRONG_PASSWORD)
         assert admin.must_change_password is False  # the operator chose it
-        assert set(AuditEvent.objects.values_list("type", flat=True)) == {"user.created", "tenant.created"}
+        events = set(AuditEvent.objects.values_list("type", flat=True))
+        assert events == {"user.created", "role.assigned", "tenant.created"}
+        assert user_role_names(admin) == ["Admin"]
     assert AuditEvent.objects.filter(type="tenant.created", target_id="pizzaco").exists()
 
 

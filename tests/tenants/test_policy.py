@@ -90,6 +90,8 @@ def test_the_defaults_match_the_shape_documented_in_api_md() -> None:
             "refresh": "2/min",
         },
         "registration": {"open": True, "default_role": "Employee", "assignable_roles": []},
+        # Added here beside API.md's shape: may the tenant edit the system roles' codes?
+        "roles": {"system_roles_editable": False},
         "extra_claims": ["employee_id", "branch_id", "restaurant_id"],
         "cors_origins": [],
     }
