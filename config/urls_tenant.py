@@ -4,10 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core.urls import api_not_found, common_urlpatterns
+from core.views import PingView
 
 urlpatterns = [
     *common_urlpatterns("config.urls_tenant"),
     path("api/v1/users/", include("identity.api.users_urls")),
+    path("api/v1/", include("rbac.api.urls")),
+    path("api/v1/ping/", PingView.as_view(), name="ping"),
     path("", include("identity.web_urls")),
     path("admin/", admin.site.urls),
     *api_not_found,

@@ -85,6 +85,18 @@ class ReadinessView(APIView):
         return JsonResponse({"status": "ok", "checks": checks})
 
 
+class PingView(APIView):
+    """A trivial JSON answer through the whole middleware chain of a tenant host: the
+    reference the benchmarks compare every other endpoint with."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: inline_serializer("Ping", fields={"ok": serializers.BooleanField()})})
+    def get(self, request: Request) -> JsonResponse:
+        return JsonResponse({"ok": True})
+
+
 # --- Django's own error handlers (non-DRF views: admin, unmatched URLs, middleware) ---------
 
 
