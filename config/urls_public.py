@@ -8,6 +8,7 @@ from core.urls import api_not_found, common_urlpatterns
 urlpatterns = [
     *common_urlpatterns("config.urls_public"),
     path("api/v1/platform/", include("tenants.api.urls")),
+    path("", include("identity.web_urls")),  # operators' password reset links
     path("admin/", admin.site.urls),
     *api_not_found,
 ]

@@ -6,7 +6,8 @@ its origin is the issuer. What a token must carry to be accepted:
 
 - a `kid` this tenant publishes, and the algorithm of that key (never the header's choice:
   no `none`, no HS/RS confusion; `jku`, `x5u` and `jwk` headers are never read);
-- a valid signature, `exp`, `iat`, `nbf`, this tenant's `iss` and `tid`, an accepted `aud`;
+- a valid signature, `exp`, `iat` (and `nbf` when present), this tenant's `iss` and `tid`,
+  an accepted `aud`;
 - the `token_type` of the class reading it (an access token is not a refresh token).
 """
 

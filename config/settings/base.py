@@ -147,7 +147,7 @@ CACHES = {"default": redis_cache(REDIS_URL)} if REDIS_URL else {}
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "identity.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "identity.backends.LockoutModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # django-guardian would create an "AnonymousUser" row in every schema; anonymous callers
