@@ -5,13 +5,14 @@ POST /api/v1/auth/token/, never a second, weaker way in."""
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
-from django.db import connection
 from django.http import HttpRequest
 
 from core.errors import ProblemError
+from core.tenancy import tenant_connection
 from identity.models import User
 from identity.services.login import login_credentials_check
 from sessions.services import Device
+from tenants.policy import DEFAULT_POLICY
 
 
 class LockoutModelBackend(ModelBackend):
@@ -21,8 +22,9 @@ class LockoutModelBackend(ModelBackend):
         email = username or kwargs.get("email")
         if not email or password is None:
             return None
-        policy = connection.tenant.effective_policy if hasattr(connection.tenant, "effective_policy") else None
-        lockout = (policy or {}).get("lockout") or {"threshold": 5, "window_minutes": 15, "duration_minutes": 15}
+        tenant = tenant_connection().tenant
+        policy = tenant.effective_policy if hasattr(tenant, "effective_policy") else DEFAULT_POLICY
+        lockout = policy["lockout"]
         try:
             user = login_credentials_check(
                 email=email,
