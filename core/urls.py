@@ -20,6 +20,7 @@ def common_urlpatterns(urlconf: str) -> list:
         path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
         path(".well-known/openid-configuration", OpenIdConfigurationView.as_view(), name="openid-configuration"),
         path("api/v1/auth/", include("identity.api.urls")),
+        path("api/v1/", include("sessions.api.urls")),
     ]
 
 

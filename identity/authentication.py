@@ -9,7 +9,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.tokens import IdpAccessToken, read_token
-from sessions.state import session_is_active
+from sessions.state import session_is_active, session_touch
 
 # Until a forced password change is done, only these answer (API.md "Forced password change").
 PASSWORD_CHANGE_EXEMPT = {
@@ -41,6 +41,7 @@ class TenantJWTAuthentication(JWTAuthentication):
         session_id = token.get("sid")
         if not isinstance(session_id, str) or not session_is_active(session_id):
             raise ProblemError(ErrorCode.SESSION_ENDED)
+        session_touch(session_id)
         user = User.objects.filter(pk=token["sub"]).first()
         if user is None:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The token's user does not exist.")

@@ -49,3 +49,26 @@ class DeviceSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+
+class SessionEvent(models.Model):
+    """An ended session, written in the transaction that ends it and published afterwards to
+    the tenant's Redis stream (sessions.events): a broker or Redis outage delays the event,
+    never loses it (a periodic task publishes what is left)."""
+
+    id = models.BigAutoField(primary_key=True)
+    session_id = models.UUIDField()
+    user_id = models.UUIDField()
+    device_id = models.CharField(max_length=128)
+    reason = models.CharField(max_length=32)
+    ended_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(published_at__isnull=True), name="sessions_event_unpublished")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.reason}"

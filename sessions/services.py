@@ -12,7 +12,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.services.audit import audit_record
-from sessions.models import DeviceSession, EndReason
+from sessions.events import session_events_publish
+from sessions.models import DeviceSession, EndReason, SessionEvent
 from sessions.state import PROVISIONAL_TTL_SECONDS, session_state_mark_ended
 
 
@@ -104,9 +105,14 @@ def sessions_end(sessions: Iterable[DeviceSession], *, reason: str, actor: User 
             target_id=str(session.user_id),
             data={"session_id": str(session.pk), "reason": reason, "device_id": session.device_id},
         )
+        SessionEvent.objects.create(
+            session_id=session.pk, user_id=session.user_id, device_id=session.device_id, reason=reason, ended_at=now
+        )
         session_id = str(session.pk)
         session_state_mark_ended(session_id, ttl=PROVISIONAL_TTL_SECONDS)
         transaction.on_commit(lambda session_id=session_id: session_state_mark_ended(session_id))  # type: ignore[misc]
+    if ended:
+        transaction.on_commit(session_events_publish)
     return ended
 
 

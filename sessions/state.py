@@ -54,3 +54,17 @@ def session_state_mark_ended(session_id: str, ttl: int = ENDED_TTL_SECONDS) -> N
         # The row is ended in the database; a stale "active" entry expires within
         # ACTIVE_TTL_SECONDS. Logged loudly: this is the window that matters.
         logger.error("Session cache unavailable; session %s ended in the database only", session_id)
+
+
+TOUCH_INTERVAL_SECONDS = 60
+
+
+def session_touch(session_id: str) -> None:
+    """Keep `last_active_at` current with at most one write per session per minute: the first
+    request of each minute wins a set-if-absent marker and writes; the others only read."""
+    try:
+        first_this_minute = cache.add(f"device-session-touch:{session_id}", 1, TOUCH_INTERVAL_SECONDS)
+    except Exception:
+        return  # no marker, no write: a Redis outage must not turn every request into a write
+    if first_this_minute:
+        DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
