@@ -262,3 +262,33 @@ def test_last_active_at_is_written_at_most_once_a_minute(tenant_a_admin):
     assert touched.year > 2020
     assert untouched.year == 2020
     assert touched_again.year > 2020
+
+
+# --- housekeeping --------------------------------------------------------------------------------
+
+
+def test_the_cleanup_ends_expired_families_and_flushes_expired_blacklist_rows(tenant_a_admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    from sessions.tasks import sessions_cleanup
+
+    expired = login_tokens(HOST, SHARED_ADMIN_EMAIL)
+    with schema_context("acme"):
+        DeviceSession.objects.filter(pk=expired["session_id"]).update(expires_at=timezone.now() - timedelta(minutes=1))
+        OutstandingToken.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    with schema_context("globex"):
+        untouched = DeviceSession.objects.filter(ended_at__isnull=True).count()
+
+    results = sessions_cleanup()
+
+    assert results["acme"]["ended"] == 1
+    assert results["acme"]["tokens_flushed"] >= 1
+    assert "tenant_template" not in results
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=expired["session_id"]).end_reason == "expired"
+        assert not OutstandingToken.objects.exists()
+    with schema_context("globex"):
+        assert DeviceSession.objects.filter(ended_at__isnull=True).count() == untouched
