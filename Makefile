@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: run test lint format migrate install stop-db clean-data
+.PHONY: run test lint format migrate install stop-db clean-data bench
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/prod.txt
 	@command -v $(PYTHON) >/dev/null || (echo "$(PYTHON) not found; set PYTHON=python3.x (3.11+)"; exit 1)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_tenant --file /dev/null
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_public --file /dev/null
+
+# The permission-check benchmark (bench/authz_check.py): a real gunicorn on 127.0.0.1, a
+# fresh database it drops afterwards; results in bench/results/. QUICK=1 for a shorter run.
+bench: $(STAMP)
+	QUICK=$(QUICK) $(PY) bench/authz_check.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

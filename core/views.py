@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode
+from core.permissions import DeclaredPermissions
 from core.problems import problem_from_exception, problem_response
 
 logger = logging.getLogger("idp.health")
@@ -53,7 +54,8 @@ class LivenessView(APIView):
     """Answers while the process can serve requests; touches no dependency."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: _health_response}, tags=["health"])
     def get(self, request: Request) -> JsonResponse:
@@ -64,7 +66,8 @@ class ReadinessView(APIView):
     """Answers 200 when PostgreSQL, Redis and the broker answer; 503 names the failing ones."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: _health_response, 503: _health_response}, tags=["health"])
     def get(self, request: Request) -> JsonResponse:
@@ -90,7 +93,8 @@ class PingView(APIView):
     reference the benchmarks compare every other endpoint with."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: inline_serializer("Ping", fields={"ok": serializers.BooleanField()})})
     def get(self, request: Request) -> JsonResponse:

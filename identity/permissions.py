@@ -1,25 +1,11 @@
-"""Who may manage a tenant's users.
+"""Who may manage a tenant's users: permission codes, through `rbac.permissions`.
 
-Kept deliberately small: the RBAC work replaces it with permission codes (`users.view`,
-`users.manage`, ...). Until then the tenant admin flag is the only authority.
+The interim flag-based class that stood here is gone; the users API declares
+`HasPermission(Perm.USERS_..., anywhere=True)` per method. `IsTenantAdmin` stays importable
+from here as the very object `rbac.permissions.IsTenantAdmin` (holds the Admin role
+tenant-wide), so there is one mechanism.
 """
 
-from typing import Any
+from rbac.permissions import IsTenantAdmin
 
-from rest_framework.permissions import BasePermission
-from rest_framework.request import Request
-
-
-class IsTenantAdmin(BasePermission):
-    """An authenticated, active user of this tenant's schema with `is_tenant_admin`.
-
-    The token's tenant binding (TenantJWTAuthentication) already guarantees the user belongs
-    to the schema the request runs in; this only judges the user's standing there. An
-    anonymous caller fails here too, and DRF turns that into 401 not_authenticated.
-    """
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(
-            user is not None and user.is_authenticated and user.is_active and getattr(user, "is_tenant_admin", False)
-        )
+__all__ = ["IsTenantAdmin"]

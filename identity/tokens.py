@@ -12,8 +12,9 @@ its origin is the issuer. What a token must carry to be accepted:
 """
 
 import hashlib
+import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 from django.db import connection
@@ -142,6 +143,46 @@ class IdpRefreshToken(TenantToken):
         super().__init__(token, verify)
         if token is None:
             self.payload["aud"] = issuer_of(current_tenant())
+
+
+class IdpServiceToken(TenantToken):
+    """A service client's token from the client-credentials grant (rbac.service_clients):
+    `sub` is the client id, `scope` the granted scopes (space-separated, RFC 6749 3.3).
+    Only the IdP reads it, so its audience is the issuer itself; it is short-lived, and the
+    client's state is checked on every use, so a revoked client's tokens stop at once."""
+
+    token_type = "service"
+    lifetime = timedelta(minutes=15)
+
+    # A service token is read on every permission check, and building a backend reads the
+    # tenant's primary domain (the issuer) from the database; simplejwt asks for the backend
+    # twice per token (decode, then check_exp). So each process keeps one backend per tenant
+    # for BACKEND_TTL_SECONDS, as identity.keys keeps the active key: the issuer only changes
+    # with the tenant's primary domain, which the API never changes under a running tenant.
+    BACKEND_TTL_SECONDS = 30
+    _backends: ClassVar[dict[tuple[str, Any], tuple[float, TenantTokenBackend]]] = {}
+
+    def __init__(self, token: Any = None, verify: bool = True) -> None:
+        super().__init__(token, verify)
+        if token is None:
+            self.payload["nbf"] = self.payload["iat"]
+            self.payload["aud"] = self.get_token_backend().issuer
+
+    def get_token_backend(self) -> TenantTokenBackend:
+        tenant = current_tenant()
+        key = (tenant.schema_name, tenant.pk)
+        cached = self._backends.get(key)
+        if cached is None or time.monotonic() - cached[0] > self.BACKEND_TTL_SECONDS:
+            cached = (time.monotonic(), TenantTokenBackend(tenant))
+            self._backends[key] = cached
+        return cached[1]
+
+    @classmethod
+    def for_client(cls, *, client_id: str, scopes: list[str]) -> "IdpServiceToken":
+        token = cls()
+        token["sub"] = client_id
+        token["scope"] = " ".join(scopes)
+        return token
 
 
 def read_token(token_class: type[TenantToken], raw: Any) -> TenantToken:

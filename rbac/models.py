@@ -2,6 +2,7 @@
 branch-scoped grants django-guardian stores."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -89,3 +90,50 @@ class BranchUserObjectPermission(UserObjectPermissionBase):
 
     class Meta(UserObjectPermissionBase.Meta):
         abstract = False
+
+
+SCOPE_AUTHZ_CHECK = "authz:check"
+SCOPE_INTROSPECT = "oauth:introspect"
+SCOPE_REVOKE = "oauth:revoke"
+SERVICE_CLIENT_SCOPES = (SCOPE_AUTHZ_CHECK, SCOPE_INTROSPECT, SCOPE_REVOKE)
+
+
+class ServiceClient(models.Model):
+    """Another back end (a branch's POS service, a reporting job) that asks the IdP for service
+    tokens with the client-credentials grant and then calls the permission-check API.
+
+    The secret is kept only as a hash (identity.hashers: salted SHA-256, fit for 32 random
+    bytes); it is shown once, when the client is created. Revoking keeps the row (for the
+    audit trail) and refuses the client's tokens at once (rbac.service_clients).
+    """
+
+    client_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    secret_hash = models.CharField(max_length=256)
+    scopes = ArrayField(models.CharField(max_length=32), default=list)
+    # With restricted_to_branches the client may only ask about `branches`; the flag (not an
+    # empty set) says so, so that deleting a branch can never widen a client to all of them.
+    restricted_to_branches = models.BooleanField(default=False)
+    branches = models.ManyToManyField(Branch, blank=True, related_name="service_clients")
+    is_active = models.BooleanField(default=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scopes__contained_by=list(SERVICE_CLIENT_SCOPES)),
+                name="rbac_serviceclient_known_scopes",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=True, revoked_at__isnull=True) | Q(is_active=False, revoked_at__isnull=False),
+                name="rbac_serviceclient_revoked_at_iff_inactive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"

@@ -120,12 +120,16 @@ def _admin_flag_sync(user: User) -> None:
 def _is_last_admin_assignment(assignment: RoleAssignment) -> bool:
     if assignment.role.name != ADMIN or assignment.branch_id is not None or not assignment.user.is_active:
         return False
+    # Every active admin's assignment (and user row) is locked, this one included and always
+    # in one order: two admins removing each other at once queue up instead of deadlocking,
+    # and the second then sees the first's removal.
     admins = (
         RoleAssignment.objects.select_for_update()
         .filter(role=assignment.role, branch__isnull=True, user__is_active=True)
-        .exclude(pk=assignment.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    return not admins.exists()
+    return not any(pk != assignment.pk for pk in admins)
 
 
 # --- assignments -------------------------------------------------------------------------------
@@ -268,9 +272,16 @@ def role_delete(*, role: Role, actor: User) -> None:
         assignment.delete()
         if assignment.branch is not None:
             branch_grants_sync(user_id=assignment.user_id, branch=assignment.branch)
+    role_id = role.pk  # delete() sets the instance's pk to None
     role.delete()
     rbac_changed()
-    audit_record(type="role.deleted", actor=actor, target=role, data={"before": before, "unassigned": len(assignments)})
+    audit_record(
+        type="role.deleted",
+        actor=actor,
+        target_type="role",
+        target_id=str(role_id),
+        data={"before": before, "unassigned": len(assignments)},
+    )
 
 
 # --- permission codes --------------------------------------------------------------------------
@@ -285,7 +296,13 @@ def permission_create(*, code: str, description: str = "", actor: User) -> Permi
         raise invalid_request({"code": ["This code exists."]})
     permission = PermissionCode.objects.create(code=code, description=description)
     _auth_permission(code)
-    audit_record(type="permission.created", actor=actor, target=permission, target_id=code)
+    audit_record(
+        type="permission.created",
+        actor=actor,
+        target=permission,
+        target_id=code,
+        data={"after": {"code": code, "description": description}},
+    )
     return permission
 
 
@@ -302,7 +319,7 @@ def permission_delete(*, permission: PermissionCode, actor: User) -> None:
         actor=actor,
         target_type="permissioncode",
         target_id=permission.code,
-        data={"removed_from_roles": roles},
+        data={"before": {"code": permission.code, "description": permission.description}, "removed_from_roles": roles},
     )
 
 
@@ -337,17 +354,32 @@ def branch_update(*, branch: Branch, actor: User, **fields: Any) -> Branch:
         setattr(branch, key, value)
     branch.save()
     after = _branch_snapshot(branch)
+    moved = 0
+    if after["external_id"] != before["external_id"]:
+        # Users name their branch by external id: they follow the rename.
+        moved = User.objects.filter(branch_id=before["external_id"]).update(branch_id=after["external_id"])
     if after != before:
         rbac_changed()  # cached sets are keyed by external id
-        audit_record(type="branch.updated", actor=actor, target=branch, data={"before": before, "after": after})
+        audit_record(
+            type="branch.updated",
+            actor=actor,
+            target=branch,
+            data={"before": before, "after": after, "users_moved": moved},
+        )
     return branch
 
 
 @transaction.atomic
 def branch_delete(*, branch: Branch, actor: User) -> None:
+    # Locked first: an assignment being made at this branch either commits before (and is
+    # seen below) or waits and then fails its foreign key.
+    branch = Branch.objects.select_for_update().get(pk=branch.pk)
     if branch.assignments.exists():
         raise invalid_request({"branch": ["Remove the role assignments at this branch first."]})
     before = _branch_snapshot(branch)
+    branch_id = branch.pk  # delete() sets the instance's pk to None
     branch.delete()
     rbac_changed()
-    audit_record(type="branch.deleted", actor=actor, target=branch, data={"before": before})
+    audit_record(
+        type="branch.deleted", actor=actor, target_type="branch", target_id=str(branch_id), data={"before": before}
+    )

@@ -8,7 +8,9 @@ from core.tenancy import current_schema
 
 class IsPlatformOperator(BasePermission):
     """A superuser of the public schema, on the public host. A tenant's admin is never one,
-    even if its flags say superuser: the check is bound to the schema the request runs in."""
+    even if its flags say superuser: the check is bound to the schema the request runs in.
+
+    The platform views list an instance of it per method in `required_permissions`."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user

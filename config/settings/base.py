@@ -48,6 +48,7 @@ SHARED_APPS = [
     "identity",  # platform operators are users of the public schema
     "sessions.apps.DeviceSessionsConfig",  # ... and log in with device sessions too
     "rest_framework_simplejwt.token_blacklist",
+    "notifications",  # operators' email (password reset on the public host) goes through the outbox too
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -156,6 +157,9 @@ ANONYMOUS_USER_NAME = None
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    # Service-client secrets only (random 32 bytes; see its docstring). Never first: the
+    # first entry is the default for people's passwords.
+    "identity.hashers.ClientSecretSHA256Hasher",
 ]
 # The tenant's password policy is enforced by identity.passwords; Django's own validators
 # stay empty so that there is exactly one set of rules.
@@ -200,8 +204,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
 REST_FRAMEWORK = {
     # Bearer tokens only: no cookie-authenticated API, so no CSRF surface.
     "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.TenantJWTAuthentication"],
-    # Deny by default: a view that forgets to declare its permissions is closed, not open.
-    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.DenyAll"],
+    # Every view declares what each HTTP method requires (`required_permissions`); one that
+    # forgets is a configuration error (rbac.checks, ImproperlyConfigured), not an open door.
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.DeclaredPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -234,6 +239,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE = {
+    "sessions-cleanup": {"task": "sessions.cleanup", "schedule": 300.0},
+    "notifications-outbox-resend": {"task": "notifications.outbox_resend", "schedule": 60.0},
+}
+# An email that failed this many times is marked failed (and shown to admins).
+NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)
 
 # --- Email --------------------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST", "")

@@ -22,10 +22,11 @@ if not DATABASES:
 REDIS_URL = redis_url_for_tests(db=1 + os.getpid() % 15)
 CACHES = {"default": redis_cache(REDIS_URL)}
 
-CELERY_BROKER_URL = REDIS_URL
+# Tasks run eagerly; the tests that need a real broker (tests/notifications) pass one.
+CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = True
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "identity.hashers.ClientSecretSHA256Hasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}
 

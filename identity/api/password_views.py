@@ -4,15 +4,17 @@ from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import DeclaredPermissions
 from identity.models import User
 from identity.services import passwords as password_services
 from identity.throttles import PasswordResetConfirmThrottle, PasswordResetThrottle
 from identity.tokens import IdpAccessToken
+from rbac.permissions import IsAuthenticatedUser
 
 # Longer than any policy allows, so that an over-long password is reported by the policy
 # (400 password_policy with its message) rather than as a generic field error.
@@ -56,7 +58,8 @@ class PasswordChangeView(APIView):
     """Change the caller's password. The caller's session stays; with
     `logout_other_sessions` (default) the user's other sessions end."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": IsAuthenticatedUser()}
 
     @extend_schema(request=PasswordChangeSerializer, responses={200: PasswordChangeResponseSerializer}, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -79,7 +82,8 @@ class PasswordResetRequestView(APIView):
     the address is never revealed."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": AllowAny()}
     throttle_classes = [PasswordResetThrottle]
 
     @extend_schema(request=PasswordResetRequestSerializer, responses={202: PasswordDetailSerializer}, tags=["auth"])
@@ -98,7 +102,8 @@ class PasswordResetConfirmView(APIView):
     session of the user ends."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": AllowAny()}  # the emailed token is the credential
     throttle_classes = [PasswordResetConfirmThrottle]
 
     @extend_schema(request=PasswordResetConfirmSerializer, responses={200: PasswordDetailSerializer}, tags=["auth"])

@@ -6,15 +6,16 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import DeclaredPermissions
 from identity import selectors
 from identity.api.users_serializers import LoginActivitySerializer, ProfileSerializer, ProfileUpdateSerializer
 from identity.models import LoginAttempt, User
 from identity.services import users as user_services
+from rbac.permissions import IsAuthenticatedUser
 
 
 class ProfileView(APIView):
@@ -25,7 +26,8 @@ class ProfileView(APIView):
     password_change_required).
     """
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": IsAuthenticatedUser(), "PATCH": IsAuthenticatedUser()}
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(responses={200: ProfileSerializer}, tags=["auth"])
@@ -45,7 +47,8 @@ class ActivityView(generics.ListAPIView):
     """One's own login attempts, newest first, failures included: a user can spot attempts
     on their account they did not make."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": IsAuthenticatedUser()}
     serializer_class = LoginActivitySerializer
 
     def get_queryset(self) -> QuerySet[LoginAttempt]:

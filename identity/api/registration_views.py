@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import DeclaredPermissions
 from identity.services.registration import email_verify, registration_open_check, user_register
 from identity.throttles import RegistrationThrottle
 
@@ -29,14 +30,16 @@ class RegisterSerializer(serializers.Serializer):
     phone = serializers.CharField(
         max_length=32, required=False, allow_blank=True, default="", validators=[phone_validator]
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # Refused rather than ignored: a client sending roles must not believe they applied.
-        # Registrations get no role until RBAC exists (then: the policy's default_role, and
-        # only the policy's assignable_roles may be chosen).
-        if "roles" in self.initial_data:
-            raise serializers.ValidationError({"roles": ["Roles cannot be chosen at registration."]})
-        return attrs
+    roles = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        max_length=20,
+        required=False,
+        default=list,
+        help_text=(
+            "Names of roles to hold besides the tenant's default role; each must be one the "
+            "tenant lets registrants choose (else 403 permission_denied)."
+        ),
+    )
 
 
 class RegistrationDetailSerializer(serializers.Serializer):
@@ -44,14 +47,17 @@ class RegistrationDetailSerializer(serializers.Serializer):
 
 
 class RegisterView(APIView):
-    """Register an account; it stays inactive until the emailed link is followed.
+    """Register an account; it stays inactive until the emailed link is followed. It holds
+    the tenant's default role, and the roles asked for in `roles` where the tenant lets
+    registrants choose them.
 
     The answer is the same whether or not the address already has an account (the inbox
     owner learns it from the email instead).
     """
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": AllowAny()}  # anyone may register where the tenant's policy allows
     throttle_classes = [RegistrationThrottle]
 
     @extend_schema(
@@ -59,7 +65,10 @@ class RegisterView(APIView):
         responses={
             201: RegistrationDetailSerializer,
             400: OpenApiResponse(description="invalid_request or password_policy (problem details)"),
-            403: OpenApiResponse(description="permission_denied (registration closed) or user_cap_reached"),
+            403: OpenApiResponse(
+                description="permission_denied (registration closed, or a role registrants may not choose) "
+                "or user_cap_reached"
+            ),
             429: OpenApiResponse(description="throttled"),
         },
         tags=["auth"],
@@ -82,7 +91,9 @@ class VerifyEmailView(APIView):
     """
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    # The signed, single-use token in the path is the credential (identity.verification).
+    required_permissions = {"GET": AllowAny(), "POST": AllowAny()}
 
     def _verify(self, request: Request, uidb64: str, token: str) -> Response:
         email_verify(tenant=request.tenant, uidb64=uidb64, token=token)  # type: ignore[attr-defined]

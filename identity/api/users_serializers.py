@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from identity.models import LoginAttempt, User, kra_pin_validator
 from identity.selectors import user_role_names
+from identity.services.users import RoleGrant
 
 phone_validator = RegexValidator(r"^\+?[0-9][0-9 ().-]{2,30}$", "Enter a phone number: digits, spaces, +, -, ( ).")
 
@@ -96,9 +97,8 @@ class UserSerializer(_PersonSerializer):
         read_only_fields = fields
 
 
-class UserCreateSerializer(RefuseUnknownFieldsMixin):
-    """An employee to create. No password: one is generated and emailed. No `roles` yet:
-    role assignment comes with RBAC (it will add the field here)."""
+class _UserFieldsSerializer(RefuseUnknownFieldsMixin):
+    """The profile and employee fields an admin sets on a user."""
 
     email = serializers.EmailField(max_length=254)
     full_name = serializers.CharField(max_length=200)
@@ -110,9 +110,37 @@ class UserCreateSerializer(RefuseUnknownFieldsMixin):
     restaurant_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class UserUpdateSerializer(UserCreateSerializer):
-    """The same fields, each optional. Access flags are not among them: deactivation,
-    passwords and (later) roles each have their own endpoint."""
+class RoleGrantSerializer(RefuseUnknownFieldsMixin):
+    """One role for a new employee, in the shape of a role assignment (users/<id>/roles/)."""
+
+    role = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The role's id.")
+    branch = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The branch's external_id; absent or null gives the role tenant-wide.",
+    )
+
+
+class UserCreateSerializer(_UserFieldsSerializer):
+    """An employee to create. No password: one is generated and emailed.
+
+    `roles`: assignments made with the creation, each `{"role": <role id>, "branch":
+    <branch external_id or null>}`, under the rules of role assignment (the caller needs
+    `roles.assign` where each applies and every permission of the role there; a refusal
+    creates nothing). Absent or empty: the tenant's default role (policy
+    `registration.default_role`, Employee unless changed)."""
+
+    roles = serializers.ListField(child=RoleGrantSerializer(), required=False, max_length=50)
+
+    def validate_roles(self, value: list[dict[str, Any]]) -> list[RoleGrant]:
+        return [RoleGrant(role=grant["role"], branch=grant["branch"] or None) for grant in value]
+
+
+class UserUpdateSerializer(_UserFieldsSerializer):
+    """The same fields as a creation, each optional, and no `roles`. Access flags are not
+    among them: deactivation, passwords and role assignments each have their own endpoint."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -4,11 +4,12 @@ from typing import Any, cast
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import DeclaredPermissions
 from identity.api.serializers import (
     LoginResponseSerializer,
     LoginSerializer,
@@ -23,6 +24,7 @@ from identity.services import login as login_services
 from identity.services import tokens as token_services
 from identity.throttles import LoginThrottle, SessionRefreshThrottle
 from identity.tokens import IdpAccessToken
+from rbac.permissions import IsAuthenticatedUser
 from sessions.services import Device
 from sessions.state import session_is_active
 
@@ -41,7 +43,8 @@ class TokenObtainView(APIView):
     """Log in with email and password on a device."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": AllowAny()}
     throttle_classes = [LoginThrottle]
 
     @extend_schema(request=LoginSerializer, responses={200: LoginResponseSerializer}, tags=["auth"])
@@ -69,7 +72,8 @@ class TokenRefreshView(APIView):
     """Rotate a refresh token: a new pair; the presented token stops working."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": AllowAny()}  # the refresh token is the credential
 
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -89,7 +93,8 @@ class TokenRefreshView(APIView):
 class LogoutView(APIView):
     """End the caller's session; its refresh and access tokens stop working at once."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"POST": IsAuthenticatedUser()}
 
     @extend_schema(request=LogoutSerializer, responses={204: None}, tags=["auth"])
     def post(self, request: Request) -> Response:
@@ -103,7 +108,8 @@ class LogoutView(APIView):
 
 
 class WhoAmIView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": IsAuthenticatedUser()}
 
     @extend_schema(responses={200: WhoAmISerializer}, tags=["auth"])
     def get(self, request: Request) -> Response:

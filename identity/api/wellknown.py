@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core.permissions import DeclaredPermissions
 from identity.keys import jwks
 from identity.tokens import issuer_of
 from tenants.policy import SIGNING_ALGORITHMS
@@ -15,7 +16,8 @@ from tenants.policy import SIGNING_ALGORITHMS
 
 class JwksView(APIView):
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: OpenApiResponse(description="JWK Set")}, tags=["discovery"])
     def get(self, request: Request) -> JsonResponse:
@@ -28,7 +30,8 @@ class JwksView(APIView):
 
 class OpenIdConfigurationView(APIView):
     authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
+    permission_classes = [DeclaredPermissions]
+    required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: OpenApiResponse(description="OpenID Provider metadata")}, tags=["discovery"])
     def get(self, request: Request) -> JsonResponse:

@@ -17,12 +17,19 @@ case it was, from the email they receive:
 - an address that belongs to an active or deactivated account changes nothing and gets a
   notice instead (someone tried to register with it).
 
-Roles: the tenant's policy names a default role for registrations ("registration".
-"default_role") and roles a registrant may pick ("assignable_roles"). Roles do not exist
-yet, so none is assigned here; the RBAC work assigns the default role in `_pending_user_create`.
+Roles: a new registrant gets the tenant's default role (policy "registration".
+"default_role"), tenant-wide, in the transaction that creates them. They may also ask for
+roles by name (`roles`), each of which must be one the policy lets registrants pick
+("assignable_roles"), else the registration is refused (403 permission_denied) before
+anything is written. A role holding every permission (`*`) is never picked this way,
+whatever the policy says: nobody gives themselves `*`. The choice is judged from the request
+and the policy alone, never from whether the address is taken, and a taken address gets no
+role. A pending address registered again gets the newest registration's choice: picked roles
+it no longer asks for are removed, the default role stays.
 """
 
 import logging
+from collections.abc import Sequence
 
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
@@ -36,6 +43,9 @@ from identity.services.audit import audit_record
 from identity.services.users import user_cap_check
 from identity.verification import EMAIL_VERIFICATION_TIMEOUT, email_verification_token, uid_encode, verified_link_user
 from notifications.services import email_send_after_commit
+from rbac.catalog import ALL_PERMISSIONS
+from rbac.models import Role, RoleAssignment
+from rbac.services import role_assign, role_unassign, user_default_role_assign
 from tenants.models import Tenant
 from tenants.services import tenant_origin
 
@@ -52,23 +62,54 @@ def registration_open_check(*, tenant: Tenant) -> None:
         raise ProblemError(ErrorCode.PERMISSION_DENIED, "Self-registration is closed here.")
 
 
+def registration_roles_resolve(*, tenant: Tenant, names: Sequence[str]) -> list[Role]:
+    """The roles a registrant asked for, by name (any case). Each must be listed in the
+    tenant's policy (registration.assignable_roles), exist, and not hold `*`; otherwise 403
+    permission_denied, naming the refused ones. Reads only."""
+    allowed = {name.casefold() for name in tenant.effective_policy["registration"]["assignable_roles"]}
+    roles: dict[int, Role] = {}
+    refused: list[str] = []
+    for name in dict.fromkeys(names):
+        role = Role.objects.filter(name__iexact=name).first() if name.casefold() in allowed else None
+        if role is None or role.permissions.filter(code=ALL_PERMISSIONS).exists():
+            refused.append(name)
+        else:
+            roles[role.pk] = role
+    if refused:
+        raise ProblemError(
+            ErrorCode.PERMISSION_DENIED,
+            "These roles cannot be chosen at registration.",
+            errors={"roles": [f"Not a role registrants may choose: {name}" for name in refused]},
+        )
+    return list(roles.values())
+
+
 def user_is_pending(user: User) -> bool:
     """Registered but not verified yet, and not deactivated (login says email_not_verified)."""
     return not user.is_active and user.email_verified_at is None and user.deactivated_at is None
 
 
 @transaction.atomic
-def user_register(*, tenant: Tenant, email: str, password: str, full_name: str, phone: str = "") -> User | None:
+def user_register(
+    *,
+    tenant: Tenant,
+    email: str,
+    password: str,
+    full_name: str,
+    phone: str = "",
+    roles: Sequence[str] = (),
+) -> User | None:
     """Register `email` in the current tenant schema (see the module docstring for the three
-    cases). Returns the new or renewed pending user, None when the address belongs to an
-    account that is not pending; callers must not let the difference show.
+    cases, and for `roles`). Returns the new or renewed pending user, None when the address
+    belongs to an account that is not pending; callers must not let the difference show.
 
-    Raises ProblemError: 403 permission_denied (closed), 400 password_policy, 403
-    user_cap_reached. None of these depends on whether the address is taken: the cap is
-    checked before the address is looked up, so at the cap a pending address cannot get a
-    fresh link either.
+    Raises ProblemError: 403 permission_denied (closed, or a role registrants may not
+    choose), 400 password_policy, 403 user_cap_reached. None of these depends on whether the
+    address is taken: the cap is checked before the address is looked up, so at the cap a
+    pending address cannot get a fresh link either.
     """
     registration_open_check(tenant=tenant)
+    chosen = registration_roles_resolve(tenant=tenant, names=roles)
     password_validate(password, rules=tenant.effective_policy["password"])
     email = normalize_email(email)
     # Hashed whatever happens next, so a taken address costs the same time as a new one.
@@ -88,6 +129,12 @@ def user_register(*, tenant: Tenant, email: str, password: str, full_name: str, 
             _send_taken_notice(tenant=tenant, email=user.email)
             return None
         _pending_user_renew(user=user, password_hash=password_hash, full_name=full_name, phone=phone)
+        _pending_roles_renew(tenant=tenant, user=user, chosen=chosen)
+    else:
+        default = user_default_role_assign(user=created, tenant=tenant)
+        for role in chosen:
+            if default is None or role.pk != default.role_id:
+                role_assign(user=created, role=role, branch=None, actor=None)
     _send_verification_link(tenant=tenant, user=user)
     return user
 
@@ -120,6 +167,24 @@ def _pending_user_renew(*, user: User, password_hash: str, full_name: str, phone
         user.phone, changed = phone, [*changed, "phone"]
     user.save(update_fields=[*changed, "updated_at"])
     audit_record(type="user.updated", actor=user, target=user, data={"source": REGISTRATION_SOURCE, "fields": changed})
+
+
+def _pending_roles_renew(*, tenant: Tenant, user: User, chosen: list[Role]) -> None:
+    """The newest registration's roles for a pending account: the default role, plus the
+    chosen ones; roles registrants may choose that it no longer asks for are removed. Roles
+    registrants cannot choose (given by an admin meanwhile) are left as they are."""
+    policy = tenant.effective_policy["registration"]
+    wanted = {role.pk for role in chosen}
+    choosable = {name.casefold() for name in policy["assignable_roles"]}
+    held = {a.role_id: a for a in RoleAssignment.objects.filter(user=user, branch__isnull=True).select_related("role")}
+    default = Role.objects.filter(name__iexact=policy["default_role"]).first()
+    for role_id, assignment in held.items():
+        dropped = role_id not in wanted and assignment.role.name.casefold() in choosable
+        if dropped and (default is None or role_id != default.pk):
+            role_unassign(assignment=assignment, actor=None)
+    for role in [*([default] if default is not None else []), *chosen]:
+        if role.pk not in held:
+            held[role.pk] = role_assign(user=user, role=role, branch=None, actor=None)
 
 
 def email_verification_link(*, tenant: Tenant, user: User) -> str:

@@ -1,5 +1,18 @@
-"""Writes for users: creation, updates, deactivation, passwords set by admins, unlocks."""
+"""Writes for users: creation, updates, deactivation, passwords set by admins, unlocks.
 
+Who may do what to whom (when an `actor` is given; None is the system itself):
+- the actor needs the permission code (`users.create`, `users.edit`, `users.delete`) where the
+  user works: tenant-wide, or at the branch whose external id is the user's `branch_id`
+  (403 permission_denied otherwise; a user without a branch is reached tenant-wide only);
+- and, to act on an existing user, must hold there every permission that user holds
+  anywhere (rbac.catalog.covers): nobody edits, resets the password of, unlocks or deactivates
+  someone above them, since each of those can hand them the other's account or deny it to
+  its owner (403 privilege_escalation).
+The API answers "not found" before these for users the caller cannot even see.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -17,10 +30,12 @@ from identity.models import User, kra_pin_validator, normalize_email, picture_up
 from identity.passwords import password_generate, password_validate
 from identity.pictures import picture_check
 from identity.services.audit import audit_record
+from identity.services.login import user_unlock
 from notifications.services import email_send_after_commit
-from rbac.catalog import ADMIN
-from rbac.models import Role
-from rbac.services import role_assign
+from rbac.catalog import ADMIN, ALL_PERMISSIONS, Perm, covers
+from rbac.models import Branch, PermissionCode, Role
+from rbac.selectors import EffectivePermissions, effective_permissions_compute
+from rbac.services import rbac_changed, role_assign, user_default_role_assign
 from sessions.models import EndReason
 from sessions.services import user_sessions_end
 from tenants.models import Tenant
@@ -70,9 +85,71 @@ def user_cap_check(*, tenant: Any) -> None:
         raise ProblemError(ErrorCode.USER_CAP_REACHED, f"The plan allows {locked.plan.max_users} users.")
 
 
+# --- who may manage whom -------------------------------------------------------------------
+
+
+def _reach_check(held: EffectivePermissions, *, code: str, branch_id: str) -> None:
+    """403 permission_denied unless `held` has `code` tenant-wide or at branch `branch_id`."""
+    scope = held.scope(code)
+    if not (scope.everywhere or (branch_id and branch_id in scope.branches)):
+        where = f"branch {branch_id}" if branch_id else "users without a branch"
+        raise ProblemError(ErrorCode.PERMISSION_DENIED, f"You may not do {code} for {where}.")
+
+
+def _codes_held_by(user: User) -> set[str]:
+    """Every code the user holds, tenant-wide or at any branch. The tenant admin flag counts
+    as `*` too: it follows the Admin role, and a user who has it is never anyone's junior."""
+    codes = set(PermissionCode.objects.filter(roles__assignments__user=user).values_list("code", flat=True))
+    if user.is_tenant_admin:
+        codes.add(ALL_PERMISSIONS)
+    return codes
+
+
+def user_manage_check(*, actor: User, user: User, code: str) -> None:
+    """May `actor` do `code` (`users.edit`, `users.delete`) to `user`? Refuses with 403
+    permission_denied when the actor lacks `code` where the user works (the user's branch),
+    and 403 privilege_escalation when the user holds a permission the actor does not hold
+    there. Read from PostgreSQL, not the permission cache, like rbac's own refusals."""
+    held = effective_permissions_compute(actor.pk)
+    _reach_check(held, code=code, branch_id=user.branch_id)
+    holdings = held.held_at(user.branch_id or None)
+    above = sorted(held_code for held_code in _codes_held_by(user) if not any(covers(h, held_code) for h in holdings))
+    if above:
+        raise ProblemError(
+            ErrorCode.PRIVILEGE_ESCALATION,
+            "You cannot manage a user who holds permissions you do not hold.",
+            extra={"not_held": above},
+        )
+
+
 # --- employees managed by tenant admins, and the user's own profile ----------------------------
 
 EMAIL_TAKEN = "A user with this email already exists."
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role to give a new employee: the role's id, tenant-wide (`branch` None) or at the
+    branch with this external id."""
+
+    role: int
+    branch: str | None = None
+
+
+def _role_grants_resolve(grants: Sequence[RoleGrant]) -> list[tuple[Role, Branch | None]]:
+    """The roles and branches named, or 400 invalid_request (errors.roles) naming what is
+    unknown or repeated. Nothing is written before this passes."""
+    keys = [(grant.role, grant.branch) for grant in grants]
+    if len(set(keys)) != len(keys):
+        raise invalid_request({"roles": ["Each role may be given once per branch (or once tenant-wide)."]})
+    roles = Role.objects.in_bulk({grant.role for grant in grants})
+    branches = Branch.objects.in_bulk({grant.branch for grant in grants if grant.branch}, field_name="external_id")
+    problems = [f"Unknown role: {role_id}." for role_id in sorted({g.role for g in grants} - set(roles))]
+    unknown_branches = sorted({g.branch for g in grants if g.branch} - set(branches))
+    problems += [f"Unknown branch: {branch}." for branch in unknown_branches]
+    if problems:
+        raise invalid_request({"roles": problems})
+    return [(roles[grant.role], branches[grant.branch] if grant.branch else None) for grant in grants]
 
 
 class _Unset:
@@ -149,6 +226,7 @@ def user_create(
     kra_pin: str = "",
     branch_id: str = "",
     restaurant_id: str = "",
+    roles: Sequence[RoleGrant] | None = None,
 ) -> User:
     """Create an employee with a generated password they must change at first login.
 
@@ -157,10 +235,19 @@ def user_create(
     sends nothing. The plan's user cap is checked first, under the tenant row's lock, so
     creations in one tenant run one at a time and the email check below cannot race another
     creation.
+
+    An actor needs `users.create` tenant-wide or at the new user's `branch_id` (403
+    permission_denied). `roles` are assigned by rbac.services.role_assign with the actor, so
+    its rules apply (`roles.assign` where each applies, nothing above what the actor holds);
+    a refusal undoes the whole creation. Without `roles` (absent or empty) the user gets the
+    tenant's default role (policy `registration.default_role`).
     """
+    if actor is not None:
+        _reach_check(effective_permissions_compute(actor.pk), code=Perm.USERS_CREATE, branch_id=branch_id)
     user_cap_check(tenant=tenant)
     email = _email_checked(email)
     kra_pin = _kra_pin_checked(kra_pin)
+    grants = _role_grants_resolve(roles or [])
     password = password_generate(tenant.effective_policy["password"])
     try:
         with transaction.atomic():
@@ -191,6 +278,10 @@ def user_create(
             "must_change_password": True,
         },
     )
+    for role, branch in grants:
+        role_assign(user=user, role=role, branch=branch, actor=actor)
+    if not grants:
+        user_default_role_assign(user=user, tenant=tenant)
     _welcome_email_send(tenant=tenant, user=user, password=password)
     return user
 
@@ -230,8 +321,16 @@ def user_update(
     Access flags (`is_tenant_admin`, `must_change_password`, `is_active`) are not changed
     here: each has its own action with its own rules and audit event. The audit row lists
     the fields that changed, before and after; nothing is written when nothing changed.
+
+    An actor needs to manage the user (`users.edit`, user_manage_check), and to move them to
+    another branch needs `users.edit` at that branch too (403 permission_denied): nobody
+    hands a user to a branch they do not manage, or takes one out of their reach.
     """
     user = User.objects.select_for_update().get(pk=user.pk)
+    if actor is not None:
+        user_manage_check(actor=actor, user=user, code=Perm.USERS_EDIT)
+        if branch_id is not None and branch_id != user.branch_id:
+            _reach_check(effective_permissions_compute(actor.pk), code=Perm.USERS_EDIT, branch_id=branch_id)
     given = {
         "email": email,
         "full_name": full_name,
@@ -263,7 +362,11 @@ def user_deactivate(*, user: User, actor: User | None) -> User:
     The last active tenant admin cannot be deactivated (403 last_admin), or nobody could
     manage the tenant any more. The active admins' rows are locked (in one order) before the
     check, so two admins deactivating each other at once cannot both succeed.
+
+    An actor needs to manage the user with `users.delete` (user_manage_check).
     """
+    if actor is not None:
+        user_manage_check(actor=actor, user=user, code=Perm.USERS_DELETE)
     admins: list[User] = []
     if user.is_tenant_admin:
         admins = list(User.objects.select_for_update().filter(is_tenant_admin=True, is_active=True).order_by("pk"))
@@ -275,6 +378,7 @@ def user_deactivate(*, user: User, actor: User | None) -> User:
     user.is_active = False
     user.deactivated_at = timezone.now()
     user.save(update_fields=["is_active", "deactivated_at", "updated_at"])
+    rbac_changed()  # cached permission sets say "active": the check API must deny at once
     ended = user_sessions_end(user=user, reason=EndReason.USER_DISABLED, actor=actor)
     audit_record(type="user.deactivated", actor=actor, target=user, data={"sessions_ended": ended})
     return user
@@ -285,15 +389,30 @@ def user_set_password(*, user: User, password: str, password_rules: dict[str, An
     """An admin sets a user's password: the tenant's policy applies (400 password_policy),
     the user must change it at next login, and every session of theirs ends
     (EndReason.ADMIN), since whoever held them may be why the password was reset.
-    Returns how many sessions ended. The password is never logged or audited."""
-    password_validate(password, rules=password_rules, field="password")
+    Returns how many sessions ended. The password is never logged or audited.
+
+    An actor needs to manage the user with `users.edit` (user_manage_check): whoever sets a
+    password can log in as its user, so nobody sets one for a user above them."""
     user = User.objects.select_for_update().get(pk=user.pk)
+    if actor is not None:
+        user_manage_check(actor=actor, user=user, code=Perm.USERS_EDIT)
+    password_validate(password, rules=password_rules, field="password")
     user.set_password(password)
     user.must_change_password = True
     user.save(update_fields=["password", "must_change_password", "updated_at"])
     ended = user_sessions_end(user=user, reason=EndReason.ADMIN, actor=actor)
     audit_record(type="password.changed", actor=actor, target=user, data={"by_admin": True, "sessions_ended": ended})
     return ended
+
+
+@transaction.atomic
+def user_admin_unlock(*, user: User, actor: User | None) -> bool:
+    """Lift a user's lockout for someone who manages them (`users.edit`, user_manage_check):
+    identity.services.login.user_unlock behind the same rules as the other actions on a user.
+    Returns whether the user was locked."""
+    if actor is not None:
+        user_manage_check(actor=actor, user=user, code=Perm.USERS_EDIT)
+    return user_unlock(user=user, actor=actor)
 
 
 def profile_update(

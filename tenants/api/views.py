@@ -1,4 +1,7 @@
-"""Platform API (public host): tenants and plans, for platform operators."""
+"""Platform API (public host): tenants and plans, for platform operators only.
+
+Every method of every view requires `IsPlatformOperator` (a superuser of the public schema,
+on the public host); each view still lists its methods, like every other view (rbac.checks)."""
 
 from typing import cast
 
@@ -9,6 +12,7 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.permissions import DeclaredPermissions
 from identity.models import User
 from tenants import selectors, services
 from tenants.api.serializers import (
@@ -21,9 +25,11 @@ from tenants.api.serializers import (
 from tenants.models import Plan, Tenant
 from tenants.permissions import IsPlatformOperator
 
+OPERATOR = IsPlatformOperator()
+
 
 class PlatformView(generics.GenericAPIView):
-    permission_classes = [IsPlatformOperator]
+    permission_classes = [DeclaredPermissions]
 
     @property
     def actor(self) -> User:
@@ -32,6 +38,7 @@ class PlatformView(generics.GenericAPIView):
 
 class TenantListCreateView(PlatformView, generics.ListAPIView):
     serializer_class = TenantSerializer
+    required_permissions = {"GET": OPERATOR, "POST": OPERATOR}
 
     def get_queryset(self) -> QuerySet[Tenant]:
         return selectors.tenant_list()
@@ -48,6 +55,7 @@ class TenantListCreateView(PlatformView, generics.ListAPIView):
 
 class TenantDetailView(PlatformView):
     serializer_class = TenantSerializer
+    required_permissions = {"GET": OPERATOR, "PATCH": OPERATOR}
 
     def get_object(self) -> Tenant:
         tenant = selectors.tenant_get(slug=self.kwargs["slug"])
@@ -69,6 +77,7 @@ class TenantDetailView(PlatformView):
 
 class PlanListCreateView(PlatformView, generics.ListAPIView):
     serializer_class = PlanSerializer
+    required_permissions = {"GET": OPERATOR, "POST": OPERATOR}
 
     def get_queryset(self) -> QuerySet[Plan]:
         return selectors.plan_list()
@@ -83,6 +92,7 @@ class PlanListCreateView(PlatformView, generics.ListAPIView):
 
 class PlanDetailView(PlatformView):
     serializer_class = PlanSerializer
+    required_permissions = {"GET": OPERATOR, "PATCH": OPERATOR}
 
     def get_object(self) -> Plan:
         plan = selectors.plan_get(code=self.kwargs["code"])

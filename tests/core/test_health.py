@@ -13,8 +13,10 @@ def test_liveness_answers_on_an_unknown_host():
     assert response.json() == {"status": "ok"}
 
 
-@override_settings(CELERY_TASK_ALWAYS_EAGER=False)
 def test_readiness_checks_postgresql_redis_and_the_broker_on_an_unknown_host(settings):
+    # The settings fixture restores both after the test (an override_settings decorator
+    # combined with it leaked CELERY_TASK_ALWAYS_EAGER=False into later tests).
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = settings.REDIS_URL
 
     response = client_for_host(UNKNOWN_HOST).get("/health/ready/")

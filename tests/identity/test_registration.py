@@ -13,6 +13,9 @@ from rest_framework.test import APIClient
 
 from identity.models import AuditEvent, User
 from identity.verification import EmailVerificationTokenGenerator, uid_encode
+from rbac.models import PermissionCode, Role, RoleAssignment
+from rbac.selectors import effective_permissions
+from rbac.services import role_assign
 from tenants.models import Domain, Tenant
 from tenants.policy import policy_validate
 from tests.conftest import SHARED_ADMIN_EMAIL, client_for_host, login_tokens
@@ -322,14 +325,151 @@ def test_bad_email_or_missing_fields_answer_400_invalid_request_and_create_nothi
     assert state_of("acme") == before
 
 
-def test_roles_cannot_be_chosen_at_registration(tenant_a):
-    before = state_of("acme")
+# --- roles at registration --------------------------------------------------------------------
 
-    response = register(roles=["Admin"])
 
-    body = assert_problem(response, 400, "invalid_request")
+def roles_of(email: str = EMAIL) -> list[str]:
+    """The roles `email` holds in acme (registrations assign tenant-wide only)."""
+    with schema_context("acme"):
+        assignments = RoleAssignment.objects.filter(user__email=email)
+        assert not assignments.filter(branch__isnull=False).exists()
+        return sorted(assignments.values_list("role__name", flat=True))
+
+
+def rbac_rows() -> list[tuple[Any, ...]]:
+    with schema_context("acme"):
+        return sorted(RoleAssignment.objects.values_list("pk", "user_id", "role_id", "branch_id"))
+
+
+@pytest.fixture
+def choosable(tenant_a) -> Tenant:
+    """acme lets registrants choose Waiter and Cashier (tenant roles) and lists Admin, which
+    is never choosable whatever the policy says, and Ghost, which does not exist."""
+    with schema_context("acme"):
+        for name, codes in (("Waiter", ["orders.view"]), ("Cashier", ["orders.create"])):
+            Role.objects.create(name=name).permissions.set(PermissionCode.objects.filter(code__in=codes))
+    set_policy(tenant_a, {"registration": {"assignable_roles": ["Waiter", "cashier", "Admin", "Ghost"]}})
+    return tenant_a
+
+
+def test_a_registrant_gets_the_tenants_default_role_in_the_same_transaction(tenant_a):
+    register()
+
+    assert roles_of() == ["Employee"]
+    with schema_context("acme"):
+        event = AuditEvent.objects.get(type="role.assigned", target_id=str(user_in("acme").pk))
+    assert event.actor_id is None and event.data["role"] == "Employee"
+
+
+def test_a_pending_registrant_holds_no_permission_until_verified(tenant_a):
+    register()
+
+    with schema_context("acme"):
+        assert not effective_permissions(user_in("acme").pk).allows("orders.view")
+
+
+def test_the_default_role_is_the_policys(choosable):
+    set_policy(choosable, {"registration": {"default_role": "waiter"}})
+
+    register()
+
+    assert roles_of() == ["Waiter"]
+
+
+def test_a_default_role_that_does_not_exist_assigns_nothing_and_registration_still_works(tenant_a):
+    set_policy(tenant_a, {"registration": {"default_role": "Nobody"}})
+
+    assert register().status_code == 201
+
+    assert roles_of() == []
+
+
+def test_roles_the_policy_lets_registrants_choose_are_assigned_besides_the_default(choosable):
+    response = register(roles=["waiter", "Cashier", "Waiter"])
+
+    assert response.status_code == 201 and response.json() == ACCEPTED
+    assert roles_of() == ["Cashier", "Employee", "Waiter"]
+
+
+def test_choosing_the_default_role_holds_it_once(choosable):
+    set_policy(choosable, {"registration": {"default_role": "Waiter"}})
+
+    assert register(roles=["Waiter"]).status_code == 201
+
+    assert roles_of() == ["Waiter"]
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [["Manager"], ["Waiter", "Manager"], ["Admin"], ["Ghost"], ["Employee"], ["Nobody"]],
+    ids=["unlisted", "one-unlisted", "holds-all-permissions", "listed-but-missing", "default-not-listed", "unknown"],
+)
+def test_a_role_registrants_may_not_choose_answers_403_and_nothing_is_created_or_sent(choosable, mailoutbox, roles):
+    before = (state_of("acme"), rbac_rows())
+
+    response = register(roles=roles)
+
+    body = assert_problem(response, 403, "permission_denied")
     assert "roles" in body["errors"]
-    assert state_of("acme") == before
+    assert (state_of("acme"), rbac_rows()) == before
+    assert mailoutbox == []
+
+
+def test_without_a_policy_list_no_role_may_be_chosen(tenant_a):
+    before = (state_of("acme"), rbac_rows())
+
+    assert_problem(register(roles=["Employee"]), 403, "permission_denied")
+
+    assert (state_of("acme"), rbac_rows()) == before
+
+
+def test_roles_must_be_a_list_of_names(choosable):
+    body = assert_problem(register(roles="Waiter"), 400, "invalid_request")
+
+    assert "roles" in body["errors"]
+
+
+def test_a_taken_address_gets_the_same_answer_to_a_role_choice_and_no_role(choosable, tenant_a_admin):
+    fresh = register(email="someone.else@example.com", roles=["Waiter"])
+    before = (state_of("acme"), rbac_rows())
+
+    taken = register(email=SHARED_ADMIN_EMAIL, roles=["Waiter"])
+
+    assert (taken.status_code, taken.content) == (fresh.status_code, fresh.content)
+    assert (state_of("acme"), rbac_rows()) == before
+    assert roles_of(SHARED_ADMIN_EMAIL) == ["Admin"]
+
+
+def test_a_refused_role_choice_answers_the_same_for_a_taken_address(choosable, tenant_a_admin):
+    new = register(email="someone.else@example.com", roles=["Manager"])
+    taken = register(email=SHARED_ADMIN_EMAIL, roles=["Manager"])
+
+    assert (taken.status_code, taken.content) == (new.status_code, new.content)
+    assert_problem(taken, 403, "permission_denied")
+
+
+def test_registering_a_pending_address_again_replaces_the_chosen_roles_and_keeps_the_rest(choosable):
+    assert register(roles=["Waiter"]).status_code == 201
+    with schema_context("acme"):  # an admin gives the pending user a role registrants cannot choose
+        role_assign(user=user_in("acme"), role=Role.objects.get(name="Auditor"), branch=None, actor=None)
+
+    assert register(roles=["Cashier"]).status_code == 201
+
+    assert roles_of() == ["Auditor", "Cashier", "Employee"]
+    assert register().status_code == 201
+    assert roles_of() == ["Auditor", "Employee"]
+
+
+def test_a_verified_registrant_may_use_the_permissions_of_the_chosen_roles(
+    choosable, mailoutbox, django_capture_on_commit_callbacks
+):
+    uid, token = registered_link(mailoutbox, django_capture_on_commit_callbacks, roles=["Waiter"])
+    assert verify_api(uid, token).status_code == 200
+
+    with schema_context("acme"):
+        held = effective_permissions(user_in("acme").pk)
+    assert held.allows("orders.view") and held.allows("orders.create")  # Waiter's and Employee's
+    assert not held.allows("users.view")
 
 
 def test_registration_is_refused_on_the_platform_host(public_client):

@@ -1,6 +1,7 @@
 """Users and employees (/api/v1/users/): who may call it, creating an employee with a generated
-password, listing, updating, deactivating, admin-set passwords and unlocks (API.md "Users and
-employees")."""
+password and roles, listing, updating, deactivating, admin-set passwords and unlocks (API.md
+"Users and employees"); delegated administration by branch managers, who see and manage the
+users of their branches only and never anyone above them."""
 
 import itertools
 import json
@@ -11,13 +12,18 @@ import uuid
 import pytest
 from django.db.models import Q
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, tenant_context
 from rest_framework.test import APIClient
 
 from core.errors import ProblemError
 from identity.models import AuditEvent, User
 from identity.services.users import user_deactivate
+from rbac.catalog import ADMIN, AUDITOR, EMPLOYEE, MANAGER, SYSTEM_ROLES, Perm
+from rbac.models import Branch, Role, RoleAssignment
+from rbac.selectors import effective_permissions
+from rbac.services import branch_create, role_assign, role_create
 from sessions.models import DeviceSession, EndReason
+from tenants.models import Tenant
 from tests.concurrency import in_parallel, on_own_connection
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, client_for_host, login_tokens
 from tests.core.test_errors import assert_problem
@@ -32,13 +38,40 @@ NEW_PASSWORD = "Fresh-Passw0rd!"
 _addresses = (f"10.7.{n // 250}.{n % 250 + 1}" for n in itertools.count())
 
 
+BRANCH_A, BRANCH_B = "nairobi-1", "mombasa-1"
+
+
 # --- the cast and small helpers ---------------------------------------------------------------
+
+
+def acme_tenant():
+    return Tenant.objects.get(schema_name="acme")
+
+
+def grant(user, role_name, branch=None):
+    """Give `user` a system or tenant role, tenant-wide or at the branch with that external id
+    (as the system, so no delegation rule applies)."""
+    with tenant_context(acme_tenant()):
+        at = Branch.objects.get(external_id=branch) if branch else None
+        role_assign(user=user, role=Role.objects.get(name=role_name), branch=at, actor=None)
+    return user
+
+
+def role_id(name):
+    with schema_context("acme"):
+        return Role.objects.get(name=name).pk
+
+
+def acme_person(email, role_name=None, branch=None, **fields):
+    with schema_context("acme"):
+        user = UserFactory(email=email, **fields)
+    return grant(user, role_name, branch) if role_name else user
 
 
 @pytest.fixture
 def cook(tenant_a):
-    with schema_context("acme"):
-        return UserFactory(email=COOK_EMAIL, full_name="Cook Kamau", employee_id="E-100", branch_id="nairobi-1")
+    """An employee: works at branch A and holds the Employee role tenant-wide."""
+    return acme_person(COOK_EMAIL, EMPLOYEE, full_name="Cook Kamau", employee_id="E-100", branch_id=BRANCH_A)
 
 
 @pytest.fixture
@@ -306,7 +339,11 @@ def test_deactivated_users_do_not_count_toward_the_cap(admin_client, tenant_a, c
         ({"kra_pin": "1234567890B"}, "kra_pin"),
         ({"kra_pin": "A123456789"}, "kra_pin"),
         ({"phone": "call me maybe"}, "phone"),
-        ({"roles": ["Manager"]}, "roles"),  # not accepted until RBAC adds role assignment
+        ({"roles": ["Manager"]}, "roles"),  # role assignments, not names: {"role": id, "branch": ...}
+        ({"roles": [{"role": "Manager"}]}, "roles"),
+        ({"roles": [{"branch": BRANCH_A}]}, "roles"),
+        ({"roles": [{"role": 1, "level": "high"}]}, "roles"),
+        ({"roles": {"role": 1}}, "roles"),
         ({"is_tenant_admin": True}, "is_tenant_admin"),
         ({"must_change_password": False}, "must_change_password"),
         ({"password": "Chosen-Passw0rd!"}, "password"),
@@ -322,7 +359,7 @@ def test_bad_creation_input_answers_400_naming_the_field_and_creates_nothing(
         response = admin_client.post(USERS, create_body(**changes), format="json")
 
     body = assert_problem(response, 400, "invalid_request")
-    assert field in body["errors"]
+    assert any(key == field or key.startswith(f"{field}.") for key in body["errors"]), body["errors"]
     assert acme_user_count() == before
     assert mailoutbox == []
 
@@ -554,9 +591,7 @@ def test_an_admin_can_be_deactivated_while_another_active_admin_remains(admin_cl
 def test_two_admins_deactivating_each_other_at_once_leave_one_of_them_active(tenant_a_admin):
     # Runs on real, committing connections: each deactivation must see the other's result.
     def create():
-        with schema_context("acme"):
-            UserFactory(email="race.admin@acme.example", is_tenant_admin=True)
-            return User.objects.get(email="race.admin@acme.example").pk
+        return acme_person("race.admin@acme.example", ADMIN).pk
 
     other_pk = on_own_connection(create)
     pair = [tenant_a_admin.pk, other_pk]
@@ -579,7 +614,8 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_of_them_active(ten
     def cleanup():
         with schema_context("acme"):
             User.objects.filter(pk=tenant_a_admin.pk).update(is_active=True, deactivated_at=None)
-            AuditEvent.objects.filter(type="user.deactivated", target_id__in=[str(pk) for pk in pair]).delete()
+            events = AuditEvent.objects.filter(target_id__in=[str(pk) for pk in pair])
+            events.filter(type__in=["user.deactivated", "role.assigned"]).delete()
             User.objects.filter(pk=other_pk).delete()
 
     try:
@@ -684,3 +720,432 @@ def test_unlocking_an_account_that_is_not_locked_says_so(admin_client, cook):
 
     assert response.status_code == 200
     assert response.json() == {"was_locked": False}
+
+
+# --- delegated administration: the cast of branches and roles ----------------------------------
+
+MANAGER_A_EMAIL, MANAGER_B_EMAIL = "manager.a@acme.example", "manager.b@acme.example"
+BARISTA_EMAIL = "barista@acme.example"  # an employee of branch B
+BRANCH_ADMIN_EMAIL = "branch.admin@acme.example"  # a tenant admin who works at branch A
+AUDITOR_EMAIL = "auditor@acme.example"
+
+
+@pytest.fixture
+def branches(tenant_a, tenant_a_admin):
+    with tenant_context(tenant_a):
+        for external_id, name in ((BRANCH_A, "Nairobi CBD"), (BRANCH_B, "Mombasa Nyali")):
+            branch_create(tenant=tenant_a, external_id=external_id, name=name, actor=tenant_a_admin)
+
+
+@pytest.fixture
+def barista(branches):
+    return acme_person(BARISTA_EMAIL, EMPLOYEE, full_name="Barista Achieng", branch_id=BRANCH_B)
+
+
+@pytest.fixture
+def manager_a(branches):
+    """Manager at branch A only (works there too)."""
+    return acme_person(MANAGER_A_EMAIL, MANAGER, BRANCH_A, branch_id=BRANCH_A)
+
+
+@pytest.fixture
+def manager_b(branches):
+    return acme_person(MANAGER_B_EMAIL, MANAGER, BRANCH_B, branch_id=BRANCH_B)
+
+
+@pytest.fixture
+def branch_admin(branches):
+    """A second tenant admin (the Admin role tenant-wide), whose branch is A."""
+    return acme_person(BRANCH_ADMIN_EMAIL, ADMIN, branch_id=BRANCH_A)
+
+
+@pytest.fixture
+def auditor(tenant_a):
+    """The Auditor role tenant-wide: `audit.view` and `*.view`."""
+    return acme_person(AUDITOR_EMAIL, AUDITOR)
+
+
+@pytest.fixture
+def auditor_client(auditor):
+    return client_of(AUDITOR_EMAIL)
+
+
+def client_of(email, device_id="till-9"):
+    return bearer_client(HOST, login_tokens(HOST, email, device_id=device_id)["access"])
+
+
+@pytest.fixture
+def manager_a_client(manager_a):
+    return client_of(MANAGER_A_EMAIL)
+
+
+@pytest.fixture
+def manager_b_client(manager_b):
+    return client_of(MANAGER_B_EMAIL)
+
+
+def snapshot(*users):
+    """What an action on a user could change: the row's fields, its role assignments, and
+    the user's sessions and audit trail."""
+    with schema_context("acme"):
+        rows = []
+        for user in users:
+            stored = User.objects.get(pk=user.pk)
+            rows.append(
+                (
+                    stored.email,
+                    stored.full_name,
+                    stored.branch_id,
+                    stored.password,
+                    stored.is_active,
+                    stored.must_change_password,
+                    sorted(RoleAssignment.objects.filter(user=stored).values_list("role__name", "branch__external_id")),
+                    DeviceSession.objects.filter(user=stored, ended_at__isnull=True).count(),
+                    AuditEvent.objects.filter(target_id=str(stored.pk)).count(),
+                )
+            )
+        return rows
+
+
+def acme_state():
+    """Every user and role assignment of the tenant: for refusals that must leave all as it was."""
+    with schema_context("acme"):
+        return (
+            sorted(User.objects.values_list("email", "branch_id", "is_active")),
+            sorted(RoleAssignment.objects.values_list("user__email", "role__name", "branch__external_id")),
+            AuditEvent.objects.count(),
+        )
+
+
+# --- the manager matrix ------------------------------------------------------------------------
+
+# name -> (method, path under /users/, body); a creation's branch is the target's branch
+MANAGER_ENDPOINTS = {
+    "read": ("get", "{id}/", None),
+    "update": ("patch", "{id}/", {"full_name": "Renamed"}),
+    "deactivate": ("delete", "{id}/", None),
+    "set-password": ("post", "{id}/set-password/", {"password": NEW_PASSWORD}),
+    "unlock": ("post", "{id}/unlock/", None),
+}
+
+
+def call_on(client, endpoint, target):
+    method, path, body = MANAGER_ENDPOINTS[endpoint]
+    url = USERS + path.format(id=target.pk)
+    return getattr(client, method)(url, body, format="json") if body else getattr(client, method)(url)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [("read", 200), ("update", 200), ("set-password", 200), ("unlock", 200)],
+)
+def test_a_manager_at_branch_a_manages_the_employees_of_branch_a(endpoint, expected, cook, manager_a_client):
+    response = call_on(manager_a_client, endpoint, cook)
+
+    assert response.status_code == expected, response.content
+
+
+def test_a_managers_changes_are_audited_as_theirs(cook, manager_a, manager_a_client):
+    assert manager_a_client.patch(f"{USERS}{cook.pk}/", {"full_name": "Cook Wanjiku"}, format="json").status_code == 200
+
+    [event] = acme_events("user.updated", cook)
+    assert event.actor_id == manager_a.pk
+
+
+@pytest.mark.parametrize("endpoint", ["read", "update", "set-password", "unlock"])
+def test_a_manager_at_branch_a_does_not_find_users_of_branch_b_and_nothing_changes(endpoint, barista, manager_a_client):
+    before = snapshot(barista)
+
+    response = call_on(manager_a_client, endpoint, barista)
+
+    assert_problem(response, 404, "not_found")
+    assert snapshot(barista) == before
+
+
+@pytest.mark.parametrize("endpoint", ["read", "update", "set-password", "unlock"])
+def test_a_manager_at_branch_b_manages_branch_b_and_does_not_find_branch_a(endpoint, cook, barista, manager_b_client):
+    before = snapshot(cook)
+
+    assert call_on(manager_b_client, endpoint, barista).status_code == 200
+    assert_problem(call_on(manager_b_client, endpoint, cook), 404, "not_found")
+    assert snapshot(cook) == before
+
+
+def test_a_manager_does_not_find_users_without_a_branch(tenant_a_admin, manager_a_client):
+    assert_problem(manager_a_client.get(f"{USERS}{tenant_a_admin.pk}/"), 404, "not_found")
+
+
+def test_a_managers_list_holds_the_users_of_their_branch_only(cook, barista, manager_a, manager_b, manager_a_client):
+    assert emails(manager_a_client.get(USERS)) == [COOK_EMAIL, MANAGER_A_EMAIL]
+    assert emails(manager_a_client.get(USERS, {"branch_id": BRANCH_B})) == []
+    assert emails(manager_a_client.get(USERS, {"branch_id": ""})) == []
+    assert emails(client_of(MANAGER_B_EMAIL).get(USERS)) == [BARISTA_EMAIL, MANAGER_B_EMAIL]
+
+
+@pytest.mark.parametrize("target", ["cook", "barista"])
+def test_a_manager_cannot_deactivate_anyone_without_users_delete(target, request, manager_a_client):
+    user = request.getfixturevalue(target)
+    before = snapshot(user)
+
+    response = call_on(manager_a_client, "deactivate", user)
+
+    assert_problem(response, 403, "permission_denied")
+    assert snapshot(user) == before
+
+
+def test_a_manager_creates_an_employee_of_their_branch(manager_a, manager_a_client):
+    response = manager_a_client.post(USERS, create_body(branch_id=BRANCH_A), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["branch_id"] == BRANCH_A
+    assert response.json()["roles"] == [EMPLOYEE]
+    [event] = acme_events("user.created", acme_user(NEW_EMAIL))
+    assert event.actor_id == manager_a.pk
+
+
+@pytest.mark.parametrize("branch_id", [BRANCH_B, "", None, "nowhere-9"])
+def test_a_manager_cannot_create_a_user_outside_their_branches_and_nothing_is_created(
+    branch_id, manager_a_client, mailoutbox, django_capture_on_commit_callbacks
+):
+    body = create_body() if branch_id is None else create_body(branch_id=branch_id)
+    before = acme_state()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_a_client.post(USERS, body, format="json")
+
+    assert_problem(response, 403, "permission_denied")
+    assert acme_state() == before
+    assert mailoutbox == []
+
+
+@pytest.mark.parametrize("branch_id", [BRANCH_B, ""])
+def test_a_manager_cannot_move_a_user_out_of_their_branches_and_nothing_changes(branch_id, cook, manager_a_client):
+    before = snapshot(cook)
+
+    response = manager_a_client.patch(f"{USERS}{cook.pk}/", {"branch_id": branch_id, "full_name": "X"}, format="json")
+
+    assert_problem(response, 403, "permission_denied")
+    assert snapshot(cook) == before
+
+
+@pytest.mark.parametrize("endpoint", ["update", "set-password", "unlock"])
+def test_a_manager_cannot_act_on_an_admin_of_their_branch_and_nothing_changes(endpoint, branch_admin, manager_a_client):
+    before = snapshot(branch_admin)
+
+    response = call_on(manager_a_client, endpoint, branch_admin)
+
+    body = assert_problem(response, 403, "privilege_escalation")
+    assert "*" in body["not_held"]
+    assert snapshot(branch_admin) == before
+    assert post_login(BRANCH_ADMIN_EMAIL, TEST_PASSWORD).status_code == 200  # the password is theirs still
+
+
+def test_a_manager_may_still_read_an_admin_of_their_branch(branch_admin, manager_a_client):
+    assert manager_a_client.get(f"{USERS}{branch_admin.pk}/").status_code == 200
+
+
+def test_a_manager_cannot_reset_the_password_of_an_auditor_of_their_branch(branches, manager_a_client):
+    # The Auditor's `*.view` reads every resource of the tenant: more than a Manager holds.
+    watcher = acme_person("watcher@acme.example", AUDITOR, branch_id=BRANCH_A)
+    before = snapshot(watcher)
+
+    response = call_on(manager_a_client, "set-password", watcher)
+
+    body = assert_problem(response, 403, "privilege_escalation")
+    assert body["not_held"] == ["*.view"]
+    assert snapshot(watcher) == before
+
+
+@pytest.fixture
+def branch_lead_client(tenant_a, tenant_a_admin, branches):
+    """A tenant role with a Manager's codes plus users.delete, held at branch A."""
+    with tenant_context(tenant_a):
+        role_create(name="Branch lead", permissions=[*SYSTEM_ROLES[MANAGER], Perm.USERS_DELETE], actor=tenant_a_admin)
+    acme_person("lead@acme.example", "Branch lead", BRANCH_A, branch_id=BRANCH_A)
+    return client_of("lead@acme.example")
+
+
+def test_a_holder_of_users_delete_at_a_branch_deactivates_its_employees(cook, branch_lead_client):
+    assert branch_lead_client.delete(f"{USERS}{cook.pk}/").status_code == 204
+    assert acme_reload(cook).is_active is False
+
+
+def test_a_holder_of_users_delete_at_a_branch_cannot_deactivate_an_admin_there(branch_admin, branch_lead_client):
+    before = snapshot(branch_admin)
+
+    response = branch_lead_client.delete(f"{USERS}{branch_admin.pk}/")
+
+    assert_problem(response, 403, "privilege_escalation")
+    assert snapshot(branch_admin) == before
+
+
+def test_a_holder_of_users_delete_at_a_branch_does_not_find_other_branches_users(barista, branch_lead_client):
+    before = snapshot(barista)
+
+    assert_problem(branch_lead_client.delete(f"{USERS}{barista.pk}/"), 404, "not_found")
+    assert snapshot(barista) == before
+
+
+# --- the auditor -------------------------------------------------------------------------------
+
+
+def test_the_auditor_lists_and_reads_every_user_through_star_dot_view(cook, barista, auditor_client):
+    assert set(emails(auditor_client.get(USERS))) >= {COOK_EMAIL, BARISTA_EMAIL, SHARED_ADMIN_EMAIL}
+    assert auditor_client.get(f"{USERS}{barista.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("endpoint", ["update", "deactivate", "set-password", "unlock"])
+def test_the_auditor_changes_nothing(endpoint, cook, auditor_client):
+    before = snapshot(cook)
+
+    response = call_on(auditor_client, endpoint, cook)
+
+    assert_problem(response, 403, "permission_denied")
+    assert snapshot(cook) == before
+
+
+def test_the_auditor_creates_nobody(auditor_client):
+    before = acme_state()
+
+    assert_problem(auditor_client.post(USERS, create_body(), format="json"), 403, "permission_denied")
+    assert acme_state() == before
+
+
+# --- roles given at creation -------------------------------------------------------------------
+
+
+def assignments_of(email):
+    with schema_context("acme"):
+        return sorted(RoleAssignment.objects.filter(user__email=email).values_list("role__name", "branch__external_id"))
+
+
+def test_an_employee_created_without_roles_gets_the_tenants_default_role(admin_client, tenant_a_admin):
+    response = admin_client.post(USERS, create_body(), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["roles"] == [EMPLOYEE]
+    assert assignments_of(NEW_EMAIL) == [(EMPLOYEE, None)]
+    [event] = acme_events("role.assigned", acme_user(NEW_EMAIL))
+    assert event.actor_id is None  # the tenant's default, given by the system
+
+
+def test_an_empty_roles_list_also_gives_the_default_role(admin_client):
+    response = admin_client.post(USERS, create_body(roles=[]), format="json")
+
+    assert response.status_code == 201, response.content
+    assert assignments_of(NEW_EMAIL) == [(EMPLOYEE, None)]
+
+
+def test_the_default_role_follows_the_tenants_policy(admin_client, tenant_a):
+    tenant_a.policy = tenant_a.effective_policy | {
+        "registration": tenant_a.effective_policy["registration"] | {"default_role": AUDITOR}
+    }
+    tenant_a.save()
+
+    assert admin_client.post(USERS, create_body(), format="json").status_code == 201
+    assert assignments_of(NEW_EMAIL) == [(AUDITOR, None)]
+
+
+def test_an_admin_creates_an_employee_with_roles_tenant_wide_and_at_a_branch(admin_client, tenant_a_admin, branches):
+    roles = [{"role": role_id(MANAGER), "branch": BRANCH_A}, {"role": role_id(AUDITOR)}]
+
+    response = admin_client.post(USERS, create_body(roles=roles), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["roles"] == [AUDITOR, MANAGER]
+    assert assignments_of(NEW_EMAIL) == [(AUDITOR, None), (MANAGER, BRANCH_A)]  # and no default role
+    events = acme_events("role.assigned", acme_user(NEW_EMAIL))
+    assert [(e.data["role"], e.data["branch"], e.actor_id) for e in events] == [
+        (MANAGER, BRANCH_A, tenant_a_admin.pk),
+        (AUDITOR, None, tenant_a_admin.pk),
+    ]
+
+
+def test_a_manager_creates_an_employee_with_a_role_at_their_branch(manager_a_client):
+    roles = [{"role": role_id(EMPLOYEE), "branch": BRANCH_A}]
+
+    response = manager_a_client.post(USERS, create_body(branch_id=BRANCH_A, roles=roles), format="json")
+
+    assert response.status_code == 201, response.content
+    assert assignments_of(NEW_EMAIL) == [(EMPLOYEE, BRANCH_A)]
+
+
+@pytest.mark.parametrize(
+    ("roles", "code"),
+    [
+        ([{"role": AUDITOR, "branch": BRANCH_A}], "privilege_escalation"),  # *.view: more than a Manager holds
+        ([{"role": ADMIN, "branch": BRANCH_A}], "privilege_escalation"),
+        ([{"role": EMPLOYEE, "branch": None}], "permission_denied"),  # roles.assign at branch A only
+        ([{"role": EMPLOYEE, "branch": BRANCH_B}], "permission_denied"),
+        ([{"role": EMPLOYEE, "branch": BRANCH_A}, {"role": AUDITOR, "branch": BRANCH_A}], "privilege_escalation"),
+    ],
+)
+def test_a_manager_giving_a_role_they_may_not_give_creates_nothing(
+    roles, code, manager_a_client, mailoutbox, django_capture_on_commit_callbacks
+):
+    body = create_body(branch_id=BRANCH_A, roles=[r | {"role": role_id(r["role"])} for r in roles])
+    before = acme_state()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_a_client.post(USERS, body, format="json")
+
+    assert_problem(response, 403, code)
+    assert acme_state() == before
+    assert acme_user(NEW_EMAIL) is None
+    assert mailoutbox == []
+
+
+def test_a_tenant_wide_creator_without_every_permission_cannot_give_the_admin_role(tenant_a, tenant_a_admin):
+    with tenant_context(tenant_a):
+        role_create(name="People ops", permissions=[Perm.USERS_CREATE, Perm.ROLES_ASSIGN], actor=tenant_a_admin)
+    client = client_of(acme_person("ops@acme.example", "People ops").email)
+    before = acme_state()
+
+    response = client.post(USERS, create_body(roles=[{"role": role_id(ADMIN)}]), format="json")
+
+    body = assert_problem(response, 403, "privilege_escalation")
+    assert "*" in body["not_held"]
+    assert acme_state() == before
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        [{"role": 987654}],  # no such role
+        [{"role": "EMPLOYEE", "branch": "nowhere-9"}],  # no such branch
+        [{"role": "EMPLOYEE"}, {"role": "EMPLOYEE", "branch": None}],  # the same assignment twice
+    ],
+)
+def test_an_unknown_role_or_branch_or_a_repeated_one_answers_400_naming_roles_and_creates_nothing(
+    roles, admin_client, branches, mailoutbox, django_capture_on_commit_callbacks
+):
+    roles = [r | {"role": role_id(EMPLOYEE)} if r["role"] == "EMPLOYEE" else r for r in roles]
+    before = acme_state()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(USERS, create_body(roles=roles), format="json")
+
+    body = assert_problem(response, 400, "invalid_request")
+    assert "roles" in body["errors"]
+    assert acme_state() == before
+    assert mailoutbox == []
+
+
+def test_roles_cannot_be_changed_through_update(admin_client, cook):
+    before = snapshot(cook)
+
+    response = admin_client.patch(f"{USERS}{cook.pk}/", {"roles": [{"role": role_id(ADMIN)}]}, format="json")
+
+    body = assert_problem(response, 400, "invalid_request")
+    assert "roles" in body["errors"]
+    assert snapshot(cook) == before
+
+
+def test_a_deactivated_users_cached_permissions_are_dropped_at_once(admin_client, cook):
+    with schema_context("acme"):
+        assert effective_permissions(cook.pk).allows(Perm.ORDERS_VIEW)  # now cached
+
+    assert admin_client.delete(f"{USERS}{cook.pk}/").status_code == 204
+
+    with schema_context("acme"):
+        assert not effective_permissions(cook.pk).allows(Perm.ORDERS_VIEW)

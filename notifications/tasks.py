@@ -1,0 +1,38 @@
+"""Email tasks. They take ids; the work is in notifications.services.
+
+Both are sent through the project's app (config.celery), so they carry the schema they were
+sent from (tenant-schemas-celery) and run in it.
+"""
+
+import logging
+
+from django.conf import settings
+from django_tenants.utils import tenant_context
+
+from config.celery import app
+from notifications.services import outbox_email_send, outbox_sweep_current_schema
+from tenants.models import Tenant
+
+logger = logging.getLogger("idp.notifications")
+
+
+# A hard time limit (prefork pools enforce it) keeps a live worker's claim far shorter than
+# NOTIFICATIONS_SENDING_TIMEOUT_SECONDS, so that only a dead worker's rows are taken back.
+@app.task(name="notifications.email_send", ignore_result=True, time_limit=120)
+def email_send(outbox_id: int, schema: str) -> str:
+    """Send one outbox row of `schema` (the schema the task runs in), at most once."""
+    return outbox_email_send(outbox_id=outbox_id, schema=schema)
+
+
+@app.task(name="notifications.outbox_resend", ignore_result=True)
+def outbox_resend() -> dict[str, dict[str, int]]:
+    """Beat, every minute: in the public schema and every tenant's (never the template), take
+    back rows whose worker died, hand due rows to the broker, and drop old sent rows."""
+    results = {}
+    for tenant in Tenant.objects.exclude(schema_name=settings.TENANT_BASE_SCHEMA):
+        with tenant_context(tenant):
+            try:
+                results[tenant.schema_name] = outbox_sweep_current_schema()
+            except Exception:  # one tenant's failure must not stop the others
+                logger.exception("Outbox resend failed in %s", tenant.schema_name)
+    return results

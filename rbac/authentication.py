@@ -1,0 +1,161 @@
+"""Service tokens (client-credentials grant) as DRF authentication, for the endpoints that
+services call (the permission-check API).
+
+Both kinds of caller send `Authorization: Bearer <jwt>`. This class takes the tokens whose
+(unverified) `token_type` is "service" and verifies them fully as IdpServiceToken; any other
+bearer token is left to identity.authentication.TenantJWTAuthentication, listed after it,
+which verifies it as a user's access token. Either way a token is verified only by the class
+of its own type, and a service token at most once a minute per process (_verified, below).
+A verified service token counts only while its client is active
+(rbac.service_clients.service_client_access, asked on every request).
+"""
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+from rest_framework_simplejwt.exceptions import TokenError
+
+from core.errors import ErrorCode, ProblemError
+from core.tenancy import current_schema
+from identity.tokens import MAX_TOKEN_BYTES, IdpServiceToken, read_token
+from rbac.permissions import Requirement
+from rbac.service_clients import ServiceClientAccess, service_client_access
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    """request.user for a service token. Not a user: `is_active` is False so that no
+    requirement written for users (rbac.permissions reads is_authenticated and is_active)
+    ever admits a service, and it holds no permission codes itself."""
+
+    client_id: str
+    scopes: frozenset[str]
+    access: ServiceClientAccess
+
+    is_authenticated = True
+    is_active = False
+    is_anonymous = False
+    pk = None
+
+    def __str__(self) -> str:
+        return f"service client {self.client_id}"
+
+
+def _token_type_unverified(raw: bytes) -> Any:
+    """The `token_type` claim read without verifying anything, only to choose which class
+    verifies the token (so it is a plain base64 and JSON read of the payload segment)."""
+    parts = raw.split(b".")
+    if len(raw) > MAX_TOKEN_BYTES or len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return claims.get("token_type") if isinstance(claims, dict) else None
+
+
+@dataclass(frozen=True)
+class _VerifiedToken:
+    token: IdpServiceToken
+    client_id: str
+    scopes: frozenset[str]
+    good_until: float  # epoch seconds: the token's exp, or sooner
+
+
+# Verified service tokens, per process: (schema, raw token) -> what it says. A service reuses
+# its token for many requests, and verifying one (parsing, RSA, claims) is most of what a
+# warm check costs beyond the ping. A token's bytes cannot change what they say, so a hit
+# is as good as verifying again until its `exp` (no leeway here) or VERIFIED_TTL_SECONDS,
+# whichever is sooner: a rotated key stays published until its tokens expire, and a revoked
+# client is caught by its state, which is still read on every request.
+VERIFIED_TTL_SECONDS = 60
+VERIFIED_MAX = 10_000
+_verified: dict[tuple[str, bytes], _VerifiedToken] = {}
+
+
+def _verified_service_token(raw: bytes) -> _VerifiedToken | None:
+    """The verified service token `raw`, None when it is not a service token at all (so
+    TenantJWTAuthentication reads it), 401 invalid_token when it is one but not valid."""
+    key = (current_schema(), raw)
+    now = time.time()
+    hit = _verified.get(key)
+    if hit is not None and now < hit.good_until:
+        return hit
+    if _token_type_unverified(raw) != IdpServiceToken.token_type:
+        return None  # a user's access token, or garbage
+    try:
+        token: Any = read_token(IdpServiceToken, raw)
+    except TokenError as exc:
+        raise ProblemError(ErrorCode.INVALID_TOKEN, "The service token is invalid or expired.") from exc
+    client_id, scope = token.get("sub"), token.get("scope")
+    if not isinstance(client_id, str) or not client_id:
+        raise ProblemError(ErrorCode.INVALID_TOKEN, "The service token names no client.")
+    verified = _VerifiedToken(
+        token=token,
+        client_id=client_id,
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        good_until=min(float(token["exp"]), now + VERIFIED_TTL_SECONDS),
+    )
+    if len(_verified) >= VERIFIED_MAX:
+        _verified.clear()
+    _verified[key] = verified
+    return verified
+
+
+class ServiceTokenAuthentication(BaseAuthentication):
+    www_authenticate_realm = "idp"
+
+    def authenticate(self, request: Request) -> tuple[ServicePrincipal, IdpServiceToken] | None:
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != b"bearer":
+            return None
+        verified = _verified_service_token(parts[1])
+        if verified is None:
+            return None
+        access = service_client_access(verified.client_id)
+        if access is None:
+            raise ProblemError(ErrorCode.INVALID_TOKEN, "The service client was revoked.")
+        principal = ServicePrincipal(client_id=verified.client_id, scopes=verified.scopes, access=access)
+        return principal, verified.token
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class HasServiceScope(Requirement):
+    """A service token carrying `scope`."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        principal = request.user
+        return isinstance(principal, ServicePrincipal) and self.scope in principal.scopes
+
+    def __repr__(self) -> str:
+        return f"HasServiceScope({self.scope!r})"
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI description (registered by RbacConfig.ready)."""
+
+    target_class = "rbac.authentication.ServiceTokenAuthentication"
+    name = "serviceToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": (
+                "A service token from POST /api/v1/oauth/token/ (grant_type=client_credentials) "
+                "with the scope the endpoint needs."
+            ),
+        }
