@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode
-from core.permissions import DeclaredPermissions
 from core.problems import problem_from_exception, problem_response
+from rbac.permissions import MethodPermissions
 
 logger = logging.getLogger("idp.health")
 
@@ -54,7 +54,7 @@ class LivenessView(APIView):
     """Answers while the process can serve requests; touches no dependency."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: _health_response}, tags=["health"])
@@ -66,7 +66,7 @@ class ReadinessView(APIView):
     """Answers 200 when PostgreSQL, Redis and the broker answer; 503 names the failing ones."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: _health_response, 503: _health_response}, tags=["health"])
@@ -93,7 +93,7 @@ class PingView(APIView):
     reference the benchmarks compare every other endpoint with."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: inline_serializer("Ping", fields={"ok": serializers.BooleanField()})})

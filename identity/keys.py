@@ -168,6 +168,10 @@ def jwks() -> dict[str, list[dict[str, Any]]]:
 
 
 def forget_cached_keys() -> None:
-    """Drop this process's loaded keys (tests, and after a rotation in this process)."""
+    """Drop this process's loaded keys and token backends (tests, and after a rotation in
+    this process)."""
+    from identity.tokens import TenantToken
+
     _by_kid.clear()
     _active.clear()
+    TenantToken._backends.clear()

@@ -105,10 +105,26 @@ class TenantTokenBackend(TokenBackend):
 
 
 class TenantToken(Token):
-    """A simplejwt token read and written with the current tenant's backend and lifetimes."""
+    """A simplejwt token read and written with the current tenant's backend and lifetimes.
+
+    Building a backend reads the tenant's primary domain (the issuer) from the database, and
+    simplejwt asks for the backend twice per token (decode, then check_exp), on every
+    authenticated request. So each process keeps one backend per tenant for
+    BACKEND_TTL_SECONDS, as identity.keys keeps the active key: the issuer and accepted
+    audiences follow a change of primary domain or policy within that time.
+    """
+
+    BACKEND_TTL_SECONDS = 30
+    _backends: ClassVar[dict[tuple[str, Any], tuple[float, TenantTokenBackend]]] = {}
 
     def get_token_backend(self) -> TenantTokenBackend:
-        return TenantTokenBackend(current_tenant())
+        tenant = current_tenant()
+        key = (tenant.schema_name, tenant.pk)
+        cached = TenantToken._backends.get(key)
+        if cached is None or time.monotonic() - cached[0] > self.BACKEND_TTL_SECONDS:
+            cached = (time.monotonic(), TenantTokenBackend(tenant))
+            TenantToken._backends[key] = cached
+        return cached[1]
 
     @property
     def token_backend(self) -> TenantTokenBackend:
@@ -154,28 +170,11 @@ class IdpServiceToken(TenantToken):
     token_type = "service"
     lifetime = timedelta(minutes=15)
 
-    # A service token is read on every permission check, and building a backend reads the
-    # tenant's primary domain (the issuer) from the database; simplejwt asks for the backend
-    # twice per token (decode, then check_exp). So each process keeps one backend per tenant
-    # for BACKEND_TTL_SECONDS, as identity.keys keeps the active key: the issuer only changes
-    # with the tenant's primary domain, which the API never changes under a running tenant.
-    BACKEND_TTL_SECONDS = 30
-    _backends: ClassVar[dict[tuple[str, Any], tuple[float, TenantTokenBackend]]] = {}
-
     def __init__(self, token: Any = None, verify: bool = True) -> None:
         super().__init__(token, verify)
         if token is None:
             self.payload["nbf"] = self.payload["iat"]
             self.payload["aud"] = self.get_token_backend().issuer
-
-    def get_token_backend(self) -> TenantTokenBackend:
-        tenant = current_tenant()
-        key = (tenant.schema_name, tenant.pk)
-        cached = self._backends.get(key)
-        if cached is None or time.monotonic() - cached[0] > self.BACKEND_TTL_SECONDS:
-            cached = (time.monotonic(), TenantTokenBackend(tenant))
-            self._backends[key] = cached
-        return cached[1]
 
     @classmethod
     def for_client(cls, *, client_id: str, scopes: list[str]) -> "IdpServiceToken":

@@ -1,7 +1,7 @@
 """System check (tag "security"): every view the tenant and public hosts serve says who may
 call each of its HTTP methods.
 
-A DRF view must use MethodPermissions (rbac.permissions; core.permissions.DeclaredPermissions
+A DRF view must use MethodPermissions (rbac.permissions; rbac.permissions.MethodPermissions
 is the default) and list a requirement in `required_permissions` for every method it handles:
 `get`, `post`, `put`, `patch`, `delete`, whether written on the view or inherited from a
 generic view's mixins (a viewset's routed actions count too). HEAD and OPTIONS follow GET.

@@ -92,13 +92,32 @@ class IsAllOf(Requirement):
 
 
 class MethodPermissions(BasePermission):
-    """Looks up `view.required_permissions[request.method]`; a missing entry is ImproperlyConfigured."""
+    """Looks up `view.required_permissions[request.method]`; a handled method without an entry
+    is ImproperlyConfigured (and found at start-up by rbac.checks).
+
+    DRF checks permissions before it looks for the method's handler: a method the view does
+    not handle (PUT on a GET/PATCH view) has nothing to declare and goes on to DRF's 405.
+    HEAD follows GET (Django serves it with GET's handler); OPTIONS follows GET, or on a view
+    without GET, needs what any of the view's methods needs.
+    """
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        method = (request.method or "").lower()
+        if not _handles(view, method):
+            return True  # no handler runs: DRF answers 405 method_not_allowed
         required = getattr(view, "required_permissions", None)
         if not isinstance(required, dict):
             raise ImproperlyConfigured(f"{view.__class__.__name__} uses MethodPermissions without required_permissions")
-        method = "GET" if request.method in ("HEAD", "OPTIONS") else request.method
-        if method not in required:
+        if method == "options" and not _handles(view, "get"):
+            return any(requirement.has_permission(request, view) for requirement in required.values())
+        key = "GET" if method in ("head", "options") else method.upper()
+        if key not in required:
             raise ImproperlyConfigured(f"{view.__class__.__name__} declares no permission for {request.method}")
-        return bool(required[method].has_permission(request, view))
+        return bool(required[key].has_permission(request, view))
+
+
+def _handles(view: Any, method: str) -> bool:
+    if method not in view.http_method_names:
+        return False
+    handler = "get" if method == "head" else method  # Django serves HEAD with GET's handler
+    return callable(getattr(view, handler, None))

@@ -296,6 +296,7 @@ def permission_create(*, code: str, description: str = "", actor: User) -> Permi
         raise invalid_request({"code": ["This code exists."]})
     permission = PermissionCode.objects.create(code=code, description=description)
     _auth_permission(code)
+    rbac_changed()  # the check API's cached catalog knows the code at once
     audit_record(
         type="permission.created",
         actor=actor,
@@ -339,6 +340,7 @@ def branch_create(*, tenant: Tenant, external_id: str, name: str, restaurant_id:
     if Branch.objects.filter(external_id=external_id).exists():
         raise invalid_request({"external_id": ["A branch with this external id exists."]})
     branch = Branch.objects.create(external_id=external_id, name=name, restaurant_id=restaurant_id)
+    rbac_changed()  # cached branch lists (restricted service clients) know it at once
     audit_record(type="branch.created", actor=actor, target=branch, data={"after": _branch_snapshot(branch)})
     return branch
 

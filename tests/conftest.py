@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from core.tenancy import tenant_connection
+from identity.keys import forget_cached_keys
 from identity.models import User
 from tenants.models import Plan, Tenant
 from tenants.services import tenant_create
@@ -49,6 +50,8 @@ def _public_schema_and_clean_cache(db: None) -> Iterator[None]:
     # Requests move the connection to their tenant's schema; start and end every test in public.
     tenant_connection().set_schema_to_public()
     cache.clear()
+    # Per-process caches (keys, token backends) outlive a test's rolled-back transaction.
+    forget_cached_keys()
     yield
     tenant_connection().set_schema_to_public()
 

@@ -75,6 +75,9 @@ TENANT_CREATION_FAKES_MIGRATIONS = True
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("TENANT_MIGRATION_PROCESSES", 2)
 TENANT_MULTIPROCESSING_CHUNKS = env_int("TENANT_MIGRATION_CHUNKS", 2)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# SET search_path once per connection and tenant switch, not before every query (the backend
+# forgets it on set_tenant, rollback and savepoint rollback, where PostgreSQL does too).
+TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "core.middleware.RequestContextMiddleware",
@@ -206,7 +209,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.TenantJWTAuthentication"],
     # Every view declares what each HTTP method requires (`required_permissions`); one that
     # forgets is a configuration error (rbac.checks, ImproperlyConfigured), not an open door.
-    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.DeclaredPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["rbac.permissions.MethodPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",

@@ -9,12 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity.models import User
 from identity.services import passwords as password_services
 from identity.throttles import PasswordResetConfirmThrottle, PasswordResetThrottle
 from identity.tokens import IdpAccessToken
-from rbac.permissions import IsAuthenticatedUser
+from rbac.permissions import IsAuthenticatedUser, MethodPermissions
 
 # Longer than any policy allows, so that an over-long password is reported by the policy
 # (400 password_policy with its message) rather than as a generic field error.
@@ -58,7 +57,7 @@ class PasswordChangeView(APIView):
     """Change the caller's password. The caller's session stays; with
     `logout_other_sessions` (default) the user's other sessions end."""
 
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": IsAuthenticatedUser()}
 
     @extend_schema(request=PasswordChangeSerializer, responses={200: PasswordChangeResponseSerializer}, tags=["auth"])
@@ -82,7 +81,7 @@ class PasswordResetRequestView(APIView):
     the address is never revealed."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": AllowAny()}
     throttle_classes = [PasswordResetThrottle]
 
@@ -102,7 +101,7 @@ class PasswordResetConfirmView(APIView):
     session of the user ends."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": AllowAny()}  # the emailed token is the credential
     throttle_classes = [PasswordResetConfirmThrottle]
 

@@ -10,12 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity import selectors
 from identity.api.users_serializers import LoginActivitySerializer, ProfileSerializer, ProfileUpdateSerializer
 from identity.models import LoginAttempt, User
 from identity.services import users as user_services
-from rbac.permissions import IsAuthenticatedUser
+from rbac.permissions import IsAuthenticatedUser, MethodPermissions
 
 
 class ProfileView(APIView):
@@ -26,7 +25,7 @@ class ProfileView(APIView):
     password_change_required).
     """
 
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": IsAuthenticatedUser(), "PATCH": IsAuthenticatedUser()}
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -47,7 +46,7 @@ class ActivityView(generics.ListAPIView):
     """One's own login attempts, newest first, failures included: a user can spot attempts
     on their account they did not make."""
 
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": IsAuthenticatedUser()}
     serializer_class = LoginActivitySerializer
 

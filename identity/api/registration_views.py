@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity.services.registration import email_verify, registration_open_check, user_register
 from identity.throttles import RegistrationThrottle
+from rbac.permissions import MethodPermissions
 
 # One body for every accepted registration, whether or not the address was taken.
 REGISTRATION_ACCEPTED = {"detail": "Check your email to finish signing up."}
@@ -56,7 +56,7 @@ class RegisterView(APIView):
     """
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": AllowAny()}  # anyone may register where the tenant's policy allows
     throttle_classes = [RegistrationThrottle]
 
@@ -91,7 +91,7 @@ class VerifyEmailView(APIView):
     """
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     # The signed, single-use token in the path is the credential (identity.verification).
     required_permissions = {"GET": AllowAny(), "POST": AllowAny()}
 

@@ -23,7 +23,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import ErrorCode, ProblemError
-from core.permissions import DeclaredPermissions
 from identity import selectors
 from identity.api.users_serializers import (
     UserCreateSerializer,
@@ -37,7 +36,7 @@ from identity.api.users_serializers import (
 from identity.models import User
 from identity.services import users as user_services
 from rbac.catalog import Perm
-from rbac.permissions import HasPermission
+from rbac.permissions import HasPermission, MethodPermissions
 from rbac.selectors import effective_permissions
 
 USER_ID = OpenApiParameter("user_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The user's id.")
@@ -53,7 +52,7 @@ DELETE = HasPermission(Perm.USERS_DELETE, anywhere=True)
 
 
 class UsersView(generics.GenericAPIView):
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions: dict[str, HasPermission]
     serializer_class = UserSerializer
 

@@ -9,7 +9,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity.api.serializers import (
     LoginResponseSerializer,
     LoginSerializer,
@@ -24,7 +23,7 @@ from identity.services import login as login_services
 from identity.services import tokens as token_services
 from identity.throttles import LoginThrottle, SessionRefreshThrottle
 from identity.tokens import IdpAccessToken
-from rbac.permissions import IsAuthenticatedUser
+from rbac.permissions import IsAuthenticatedUser, MethodPermissions
 from sessions.services import Device
 from sessions.state import session_is_active
 
@@ -43,7 +42,7 @@ class TokenObtainView(APIView):
     """Log in with email and password on a device."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": AllowAny()}
     throttle_classes = [LoginThrottle]
 
@@ -72,7 +71,7 @@ class TokenRefreshView(APIView):
     """Rotate a refresh token: a new pair; the presented token stops working."""
 
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": AllowAny()}  # the refresh token is the credential
 
     @extend_schema(request=RefreshSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
@@ -93,7 +92,7 @@ class TokenRefreshView(APIView):
 class LogoutView(APIView):
     """End the caller's session; its refresh and access tokens stop working at once."""
 
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"POST": IsAuthenticatedUser()}
 
     @extend_schema(request=LogoutSerializer, responses={204: None}, tags=["auth"])
@@ -108,7 +107,7 @@ class LogoutView(APIView):
 
 
 class WhoAmIView(APIView):
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": IsAuthenticatedUser()}
 
     @extend_schema(responses={200: WhoAmISerializer}, tags=["auth"])

@@ -8,15 +8,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity.keys import jwks
 from identity.tokens import issuer_of
+from rbac.permissions import MethodPermissions
 from tenants.policy import SIGNING_ALGORITHMS
 
 
 class JwksView(APIView):
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: OpenApiResponse(description="JWK Set")}, tags=["discovery"])
@@ -30,7 +30,7 @@ class JwksView(APIView):
 
 class OpenIdConfigurationView(APIView):
     authentication_classes: list[Any] = []
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions = {"GET": AllowAny()}
 
     @extend_schema(responses={200: OpenApiResponse(description="OpenID Provider metadata")}, tags=["discovery"])

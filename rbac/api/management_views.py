@@ -2,7 +2,7 @@
 users/<id>/roles/.
 
 Every view says what each method requires (`required_permissions`, judged by
-core.permissions.DeclaredPermissions, the project's rbac.permissions.MethodPermissions). A
+rbac.permissions.MethodPermissions, the project's rbac.permissions.MethodPermissions). A
 requirement with `anywhere=True` also admits holders of the code at some branch only (a
 Manager at a branch); such a view then narrows what it shows and what it may touch to those
 branches, and whatever lies outside reads as "not found", so one branch's users stay
@@ -26,7 +26,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import ErrorCode, ProblemError
-from core.permissions import DeclaredPermissions
 from identity.models import User
 from identity.selectors import user_get
 from rbac import services
@@ -44,7 +43,7 @@ from rbac.api.management_serializers import (
 )
 from rbac.catalog import Perm
 from rbac.models import Branch, PermissionCode, Role, RoleAssignment
-from rbac.permissions import HasPermission
+from rbac.permissions import HasPermission, MethodPermissions
 from rbac.selectors import Scope, branch_list, effective_permissions, permission_list, role_list, user_assignments
 
 TAGS = ["rbac"]
@@ -67,10 +66,10 @@ def _not_found(what: str) -> ProblemError:
 
 
 class RbacView(generics.GenericAPIView):
-    # core.permissions.DeclaredPermissions: rbac.permissions.MethodPermissions that also lets a
+    # rbac.permissions.MethodPermissions: rbac.permissions.MethodPermissions that also lets a
     # method the view has no handler for (PUT) through to DRF's 405, where MethodPermissions
     # alone would call it a configuration error and answer 500.
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
     required_permissions: dict[str, BasePermission]
 
     @property

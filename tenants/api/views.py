@@ -12,8 +12,8 @@ from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.permissions import DeclaredPermissions
 from identity.models import User
+from rbac.permissions import MethodPermissions
 from tenants import selectors, services
 from tenants.api.serializers import (
     PlanSerializer,
@@ -29,7 +29,7 @@ OPERATOR = IsPlatformOperator()
 
 
 class PlatformView(generics.GenericAPIView):
-    permission_classes = [DeclaredPermissions]
+    permission_classes = [MethodPermissions]
 
     @property
     def actor(self) -> User:

@@ -1,4 +1,4 @@
-"""The DRF permission classes (rbac.permissions, core.permissions): permission codes held
+"""The DRF permission classes (rbac.permissions): permission codes held
 tenant-wide or at a branch, roles, composites, and per-method declarations where a method a
 view handles but does not declare is a configuration error, never an open door."""
 
@@ -15,7 +15,6 @@ from rest_framework.settings import api_settings
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from core.permissions import DeclaredPermissions
 from identity.models import User
 from rbac.catalog import AUDITOR, EMPLOYEE, MANAGER, Perm
 from rbac.models import Branch, Role
@@ -243,9 +242,8 @@ def test_head_and_options_follow_get():
 
 
 def test_the_default_permission_class_is_the_per_method_one():
-    assert [DeclaredPermissions] == api_settings.DEFAULT_PERMISSION_CLASSES
-    assert issubclass(DeclaredPermissions, MethodPermissions)
-    assert UndeclaredView.permission_classes == [DeclaredPermissions]
+    assert [MethodPermissions] == api_settings.DEFAULT_PERMISSION_CLASSES
+    assert UndeclaredView.permission_classes == [MethodPermissions]
 
 
 def test_a_view_that_declares_nothing_is_a_server_error_and_never_runs(caplog):
@@ -265,16 +263,16 @@ def test_an_undeclared_method_the_view_handles_is_a_server_error_and_never_runs(
 
 def test_a_method_the_view_does_not_handle_is_405_not_a_configuration_error():
     class DeclaredOrdersView(OrdersView):
-        permission_classes = [DeclaredPermissions]
+        permission_classes = [MethodPermissions]
 
     response = DeclaredOrdersView.as_view()(factory.put("/", {}, format="json"))
 
     assert response.status_code == 405
 
 
-def test_declared_permissions_judges_options_on_a_view_without_get_by_its_declared_methods(people):
+def test_options_on_a_view_without_get_is_judged_by_its_declared_methods(people):
     class ActionView(APIView):
-        permission_classes = [DeclaredPermissions]
+        permission_classes = [MethodPermissions]
         required_permissions = {"POST": HasPermission(Perm.USERS_EDIT, anywhere=True)}
 
         def post(self, request: Request) -> Response:  # pragma: no cover - OPTIONS only here
