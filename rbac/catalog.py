@@ -1,9 +1,9 @@
 """The permission catalog: built-in codes, ALL_PERMISSIONS, system roles, and how a held code
 grants a requested one.
 
-A code is `resource.action` (`orders.refund`). Roles may also hold patterns: `*`
-(ALL_PERMISSIONS: every code of its own tenant, nothing elsewhere), `resource.*` and
-`*.action` (the Auditor's `*.view`).
+A code is `resource.action` (`orders.refund`). Roles may also hold the built-in patterns
+`*` (ALL_PERMISSIONS: every code of its own tenant, nothing elsewhere) and `*.view` (the
+Auditor's read access); `grants` also understands `resource.*`, should one be added.
 """
 
 import re

@@ -169,7 +169,12 @@ def service_client_authenticate(*, client_id: str, client_secret: str) -> Servic
     client = ServiceClient.objects.filter(client_id=client_id).first() if client_id else None
     matches = check_password(client_secret, client.secret_hash if client else _unknown_client_hash())
     if client is None or not matches or not client.is_active:
-        raise ProblemError(ErrorCode.INVALID_CREDENTIALS, "The client id or secret is not correct.")
+        # The Basic challenge (RFC 6749 5.2): this is client authentication, not a bearer token.
+        raise ProblemError(
+            ErrorCode.INVALID_CREDENTIALS,
+            "The client id or secret is not correct.",
+            headers={"WWW-Authenticate": 'Basic realm="idp"'},
+        )
     return client
 
 

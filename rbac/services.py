@@ -183,11 +183,12 @@ def role_unassign(*, assignment: RoleAssignment, actor: User | None) -> None:
     )
 
 
-def user_default_role_assign(*, user: User, tenant: Tenant) -> RoleAssignment | None:
-    """The tenant's default role (policy registration.default_role) for a new user."""
+def user_default_role_assign(*, user: User, tenant: Tenant, branch: Branch | None = None) -> RoleAssignment | None:
+    """The tenant's default role (policy registration.default_role) for a new user,
+    tenant-wide, or at `branch` when whoever created the user acts for that branch only."""
     name = tenant.effective_policy["registration"]["default_role"]
     role = Role.objects.filter(name__iexact=name).first()
-    return role_assign(user=user, role=role, branch=None, actor=None) if role else None
+    return role_assign(user=user, role=role, branch=branch, actor=None) if role else None
 
 
 # --- roles -----------------------------------------------------------------------------------

@@ -281,7 +281,11 @@ def user_create(
     for role, branch in grants:
         role_assign(user=user, role=role, branch=branch, actor=actor)
     if not grants:
-        user_default_role_assign(user=user, tenant=tenant)
+        # A creator who holds users.create only at branches (a branch manager) gives the
+        # default role at the new user's branch: never more reach than the creator has.
+        scoped = actor is not None and not effective_permissions_compute(actor.pk).scope(Perm.USERS_CREATE).everywhere
+        branch = Branch.objects.filter(external_id=user.branch_id).first() if scoped and user.branch_id else None
+        user_default_role_assign(user=user, tenant=tenant, branch=branch)
     _welcome_email_send(tenant=tenant, user=user, password=password)
     return user
 

@@ -1149,3 +1149,10 @@ def test_a_deactivated_users_cached_permissions_are_dropped_at_once(admin_client
 
     with schema_context("acme"):
         assert not effective_permissions(cook.pk).allows(Perm.ORDERS_VIEW)
+
+
+def test_an_employee_created_by_a_branch_manager_gets_the_default_role_at_that_branch_only(manager_a_client):
+    response = manager_a_client.post(USERS, create_body(branch_id=BRANCH_A), format="json")
+
+    assert response.status_code == 201, response.content
+    assert assignments_of(NEW_EMAIL) == [(EMPLOYEE, BRANCH_A)]  # never wider than the manager's reach
