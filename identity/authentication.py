@@ -38,10 +38,7 @@ class TenantJWTAuthentication(JWTAuthentication):
             token: Any = read_token(IdpAccessToken, raw)
         except TokenError as exc:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
-        session_id = token.get("sid")
-        if not isinstance(session_id, str) or not session_is_active(session_id):
-            raise ProblemError(ErrorCode.SESSION_ENDED)
-        session_touch(session_id)
+        self.session_check(token.get("sid"))
         user = User.objects.filter(pk=token["sub"]).first()
         if user is None:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The token's user does not exist.")
@@ -50,6 +47,12 @@ class TenantJWTAuthentication(JWTAuthentication):
         if user.must_change_password and not self._exempt(request):
             raise ProblemError(ErrorCode.PASSWORD_CHANGE_REQUIRED, "Change your password before anything else.")
         return user, token
+
+    def session_check(self, session_id: object) -> None:
+        """The token's device session must still be active; a request keeps it current."""
+        if not isinstance(session_id, str) or not session_is_active(session_id):
+            raise ProblemError(ErrorCode.SESSION_ENDED)
+        session_touch(session_id)
 
     @staticmethod
     def _exempt(request: Request) -> bool:

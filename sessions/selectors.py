@@ -1,12 +1,27 @@
-"""Reads for device sessions."""
+"""Reads for device sessions, and what a token says (introspection, RFC 7662)."""
 
 import uuid
+from typing import Any
 
+import jwt
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from identity.models import User
+from identity.tokens import (
+    MAX_TOKEN_BYTES,
+    IdpAccessToken,
+    IdpRefreshToken,
+    IdpServiceToken,
+    TenantToken,
+    jti_hash,
+    read_token,
+)
+from rbac.service_clients import service_client_access
 from sessions.models import DeviceSession
+from sessions.state import session_is_active
 
 
 def active_sessions() -> Q:
@@ -25,3 +40,115 @@ def user_session_get(*, user: User, session_id: str) -> DeviceSession | None:
     except ValueError:
         return None
     return DeviceSession.objects.filter(user=user, pk=parsed).first()
+
+
+# --- introspection (RFC 7662) ------------------------------------------------------------------
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def token_type_unverified(raw: str) -> str | None:
+    """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
+    then verifies the token fully (and checks that claim again, signed). None for anything
+    that is not a JWT of reasonable size."""
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        claims = jwt.decode(raw, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    kind = claims.get("token_type") if isinstance(claims, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+TOKEN_CLASSES: dict[str, type[TenantToken]] = {
+    IdpAccessToken.token_type: IdpAccessToken,
+    IdpRefreshToken.token_type: IdpRefreshToken,
+    IdpServiceToken.token_type: IdpServiceToken,
+}
+
+
+def token_read_any(raw: str) -> TenantToken | None:
+    """An access, refresh or service token of this tenant, fully verified (signature by one
+    of this tenant's published keys, its algorithm, `exp`, `iss`, `tid`, `aud`, `token_type`),
+    or None: expired, malformed, another tenant's, unknown type. Never raises."""
+    token_class = TOKEN_CLASSES.get(token_type_unverified(raw) or "")
+    if token_class is None:
+        return None
+    try:
+        return read_token(token_class, raw)
+    except TokenError:
+        return None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _claims(token: TenantToken, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: token[name] for name in names if name in token.payload}
+
+
+_ACCESS_CLAIMS = ("sub", "sid", "did", "tid", "iss", "aud", "exp", "iat", "nbf", "jti", "scope", "client_id")
+_REFRESH_CLAIMS = ("sub", "sid", "did", "tid", "iss", "aud", "exp", "iat", "jti")
+_SERVICE_CLAIMS = ("sub", "tid", "iss", "aud", "exp", "iat", "nbf", "jti", "scope")
+
+
+def token_introspect(*, token: str) -> dict[str, Any]:
+    """RFC 7662: what a token of this tenant says, while it is usable; else exactly
+    `{"active": false}`, whatever the reason (expired, malformed, another tenant's, an ended
+    session, a used refresh token, a deactivated user or revoked client, unknown): the
+    answer tells a caller nothing about why.
+
+    - access token: active while its session is (sessions.state, as every authenticated
+      request asks) and its user is active; `username` is the user's email;
+    - refresh token: active while it is the session's current one (known, not blacklisted:
+      a rotated token is not) and its session and user are active;
+    - service token: active while its client is (not revoked); `client_id` names it.
+
+    `token_type` is "access_token", "refresh_token" or "service_token". The caller's
+    `token_type_hint` is not needed: the token's own signed `token_type` says which it is.
+    """
+    parsed = token_read_any(token)
+    if isinstance(parsed, IdpAccessToken):
+        return _access_introspect(parsed)
+    if isinstance(parsed, IdpRefreshToken):
+        return _refresh_introspect(parsed)
+    if isinstance(parsed, IdpServiceToken):
+        return _service_introspect(parsed)
+    return INACTIVE
+
+
+def _access_introspect(token: IdpAccessToken) -> dict[str, Any]:
+    session_id, user_id = _uuid(token.get("sid")), _uuid(token.get("sub"))
+    if session_id is None or user_id is None or not session_is_active(str(session_id)):
+        return INACTIVE
+    email = User.objects.filter(pk=user_id, is_active=True).values_list("email", flat=True).first()
+    if email is None:
+        return INACTIVE
+    return {"active": True, "token_type": "access_token", **_claims(token, _ACCESS_CLAIMS), "username": email}
+
+
+def _refresh_introspect(token: IdpRefreshToken) -> dict[str, Any]:
+    session_id, user_id, jti = _uuid(token.get("sid")), _uuid(token.get("sub")), token.get("jti")
+    if session_id is None or user_id is None or not isinstance(jti, str):
+        return INACTIVE
+    current = (
+        OutstandingToken.objects.filter(jti=jti_hash(jti), blacklistedtoken__isnull=True).order_by().exists()
+        and DeviceSession.objects.filter(active_sessions(), pk=session_id, user_id=user_id).exists()
+        and session_is_active(str(session_id))  # an end not yet committed is already refused
+    )
+    email = User.objects.filter(pk=user_id, is_active=True).values_list("email", flat=True).first() if current else None
+    if email is None:
+        return INACTIVE
+    return {"active": True, "token_type": "refresh_token", **_claims(token, _REFRESH_CLAIMS), "username": email}
+
+
+def _service_introspect(token: IdpServiceToken) -> dict[str, Any]:
+    client_id = token.get("sub")
+    if not isinstance(client_id, str) or not client_id or service_client_access(client_id) is None:
+        return INACTIVE
+    return {"active": True, "token_type": "service_token", **_claims(token, _SERVICE_CLAIMS), "client_id": client_id}

@@ -1,5 +1,7 @@
-"""Writes for device sessions: start one under the tenant's policy, end one or many."""
+"""Writes for device sessions: start one under the tenant's policy, end one or many, an
+admin's termination, and revocation of a token by a service client (RFC 7009)."""
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,8 +14,11 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.services.audit import audit_record
+from identity.tokens import IdpAccessToken, IdpRefreshToken
+from rbac.catalog import Perm
 from sessions.events import session_events_publish
 from sessions.models import DeviceSession, EndReason, SessionEvent
+from sessions.selectors import token_read_any
 from sessions.state import PROVISIONAL_TTL_SECONDS, session_state_mark_ended
 
 
@@ -136,3 +141,68 @@ def _blacklist_refresh(session: DeviceSession) -> None:
     outstanding = OutstandingToken.objects.filter(jti=session.refresh_jti_hash).first()
     if outstanding is not None:
         BlacklistedToken.objects.get_or_create(token=outstanding)
+
+
+@transaction.atomic
+def session_terminate(*, session: DeviceSession, actor: User) -> bool:
+    """An admin, or a manager for the users of their branches, ends one of a user's sessions
+    (EndReason.ADMIN); its refresh and access tokens are refused from the commit on, and the
+    session.ended audit row names `actor`. Returns False when it had ended already.
+
+    Who may: identity.services.users.user_manage_check with `sessions.delete`, as for every
+    other action on a user: 403 permission_denied without `sessions.delete` where the user
+    works, 403 privilege_escalation when the user holds a permission the actor does not
+    (ending someone's session denies them their account for a moment, so nobody does it to
+    someone above them). Nothing is written when refused."""
+    from identity.services.users import user_manage_check  # that module imports this one
+
+    user_manage_check(actor=actor, user=session.user, code=Perm.SESSIONS_DELETE)
+    locked = DeviceSession.objects.select_for_update().get(pk=session.pk)
+    return sessions_end([locked], reason=EndReason.ADMIN, actor=actor) == 1
+
+
+# The end reason of a revocation (RFC 7009) by a service client: the holder of a token (or a
+# service acting for them) gives it up, as a logout does; "admin" stays for people who end
+# someone else's session. The client is named in the token.revoked audit row.
+REVOCATION_REASON = EndReason.LOGOUT
+
+
+@transaction.atomic
+def token_revoke(*, token: str, client_id: str) -> bool:
+    """RFC 7009 for the service client `client_id` (already authenticated, holding the
+    `oauth:revoke` scope). Returns whether a session ended; the API answers 200 either way.
+
+    - a refresh token ends its session: the whole refresh family and every access token
+      issued in it are refused from the commit on (RFC 7009 2.1: "SHOULD also invalidate
+      all access tokens based on the same authorization grant");
+    - an access token ends its session too (RFC 7009 2.1 lets a server revoke the grant
+      of an access token); access tokens are self-contained JWTs, so the session is what
+      can be revoked, and the IdP, introspection and the check API refuse it at once;
+    - a service token changes nothing (its client stays active; revoking a client is
+      DELETE service-clients/<id>/, by a tenant admin);
+    - an expired, malformed, unknown or other tenant's token changes nothing.
+
+    The session ends with REVOCATION_REASON ("logout"); a `token.revoked` audit row names
+    the client and the session (the `session.ended` row has no actor: no user acted)."""
+    parsed = token_read_any(token)
+    if not isinstance(parsed, (IdpAccessToken, IdpRefreshToken)):
+        return False
+    session_id, user_id = parsed.get("sid"), parsed.get("sub")
+    try:
+        session_pk, user_pk = uuid.UUID(str(session_id)), uuid.UUID(str(user_id))
+    except ValueError:
+        return False
+    session = DeviceSession.objects.select_for_update().filter(pk=session_pk, user_id=user_pk).first()
+    if session is None or sessions_end([session], reason=REVOCATION_REASON) == 0:
+        return False
+    audit_record(
+        type="token.revoked",
+        target_type="user",
+        target_id=str(user_pk),
+        data={
+            "client_id": client_id,
+            "session_id": str(session_pk),
+            "token_type": "refresh_token" if isinstance(parsed, IdpRefreshToken) else "access_token",
+        },
+    )
+    return True

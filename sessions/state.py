@@ -9,6 +9,7 @@ heals by itself within PROVISIONAL_TTL_SECONDS). Readers fill a missing entry on
 """
 
 import logging
+import uuid
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -32,6 +33,10 @@ def _active_in_database(session_id: str) -> bool:
 
 
 def session_is_active(session_id: str) -> bool:
+    try:
+        session_id = str(uuid.UUID(session_id))
+    except (ValueError, TypeError, AttributeError):
+        return False  # not a session id at all (a signed token can still carry anything)
     try:
         state = cache.get(_key(session_id))
     except Exception:

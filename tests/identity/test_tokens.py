@@ -205,6 +205,7 @@ def test_key_location_headers_are_ignored(tokens, tenant_a, header):
         {"token_type": "refresh"},
         {"token_type": None},
         {"sid": None},
+        {"sid": "not-a-session-id"},
         {"jti": None},
     ],
 )
