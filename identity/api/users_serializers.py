@@ -9,38 +9,12 @@ from typing import Any
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from core.serializers import StrictInputSerializer
 from identity.models import LoginAttempt, User, kra_pin_validator
 from identity.selectors import user_role_names
 from identity.services.users import RoleGrant
 
 phone_validator = RegexValidator(r"^\+?[0-9][0-9 ().-]{2,30}$", "Enter a phone number: digits, spaces, +, -, ( ).")
-
-
-class RefuseUnknownFieldsMixin(serializers.Serializer):
-    """Refuse keys the serializer does not know, naming each one (400 invalid_request).
-
-    On an admin's write a misspelt field (`fullname`) or one that cannot be set here
-    (`is_tenant_admin`, `roles`) silently ignored would leave the record other than the
-    admin believes. `ignored_fields` are read-only fields of the resource that may be sent
-    back unchanged (a client PATCHing what it read) and are dropped without an error.
-    """
-
-    ignored_fields: frozenset[str] = frozenset()
-
-    def to_internal_value(self, data: Any) -> Any:
-        errors: dict[str, Any] = {}
-        if hasattr(data, "keys"):
-            unknown = sorted(set(data.keys()) - set(self.fields) - self.ignored_fields)
-            errors.update({key: ["This field is unknown or cannot be set here."] for key in unknown})
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not isinstance(exc.detail, dict):
-                raise
-            errors.update(exc.detail)
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
 
 
 class KraPinField(serializers.CharField):
@@ -97,7 +71,7 @@ class UserSerializer(_PersonSerializer):
         read_only_fields = fields
 
 
-class _UserFieldsSerializer(RefuseUnknownFieldsMixin):
+class _UserFieldsSerializer(StrictInputSerializer):
     """The profile and employee fields an admin sets on a user."""
 
     email = serializers.EmailField(max_length=254)
@@ -110,7 +84,7 @@ class _UserFieldsSerializer(RefuseUnknownFieldsMixin):
     restaurant_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class RoleGrantSerializer(RefuseUnknownFieldsMixin):
+class RoleGrantSerializer(StrictInputSerializer):
     """One role for a new employee, in the shape of a role assignment (users/<id>/roles/)."""
 
     role = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The role's id.")
@@ -158,7 +132,7 @@ class UserListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 
 
-class UserSetPasswordSerializer(RefuseUnknownFieldsMixin):
+class UserSetPasswordSerializer(StrictInputSerializer):
     password = serializers.CharField(
         max_length=256, trim_whitespace=False, write_only=True, style={"input_type": "password"}
     )
@@ -186,7 +160,7 @@ class ProfileSerializer(_PersonSerializer):
         read_only_fields = fields
 
 
-class ProfileUpdateSerializer(RefuseUnknownFieldsMixin):
+class ProfileUpdateSerializer(StrictInputSerializer):
     """What a user may change about themselves. The read-only fields of the profile are
     accepted and ignored, so a client can send back what it read."""
 

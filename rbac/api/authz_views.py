@@ -16,7 +16,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from identity.api.users_serializers import RefuseUnknownFieldsMixin
+from core.serializers import StrictInputSerializer
 from identity.authentication import TenantJWTAuthentication
 from identity.models import User
 from rbac.authentication import HasServiceScope, ServicePrincipal, ServiceTokenAuthentication
@@ -62,7 +62,7 @@ def _text(value: Any, *, max_length: int | None) -> tuple[str | None, str | None
 class CheckField(serializers.Field):
     """Reads one check: `permission`, optional `branch`, and `user` or `token` (with neither,
     the subject is the calling user; a service has none, so `subject_required`). Unknown keys
-    are refused, like RefuseUnknownFieldsMixin does. Written by hand, with CharField's and
+    are refused, like StrictInputSerializer does. Written by hand, with CharField's and
     UUIDField's messages: a batch reads up to 100 of these, and a nested DRF serializer per
     item would cost more than answering them. A token has no length limit: one too long to
     be a token answers false like any malformed token (read_token refuses it unread)."""
@@ -124,7 +124,7 @@ class BatchChecksField(serializers.ListField):
         return super().to_internal_value(data)
 
 
-class BatchSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
+class BatchSerializer(StrictInputSerializer):
     """1 to 100 checks, answered in order."""
 
     checks = BatchChecksField(child=CheckField(), min_length=1, max_length=MAX_BATCH)

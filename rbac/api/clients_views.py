@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode, ProblemError, invalid_request
-from identity.api.users_serializers import RefuseUnknownFieldsMixin
+from core.serializers import StrictInputSerializer
 from identity.models import User
 from rbac import service_clients
 from rbac.catalog import Perm
@@ -65,7 +65,7 @@ class ServiceClientCreatedSerializer(ServiceClientSerializer):
         read_only_fields = fields
 
 
-class ServiceClientCreateSerializer(RefuseUnknownFieldsMixin):
+class ServiceClientCreateSerializer(StrictInputSerializer):
     """A new service client: its name, its scopes, and optionally the branches it may ask about."""
 
     name = serializers.CharField(max_length=100)

@@ -8,33 +8,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.serializers import StrictInputSerializer
 from rbac.catalog import BUILTIN_PATTERNS, CODE_RE
 from rbac.models import Branch, PermissionCode, Role, RoleAssignment
 
 MALFORMED_CODE = "Use resource.action in lower case (e.g. orders.refund), or a built-in pattern: " + ", ".join(
     BUILTIN_PATTERNS
 )
-
-
-class StrictInputSerializer(serializers.Serializer):
-    """Refuses keys it does not know, naming each one (400 invalid_request): a misspelt field
-    (`permisions`) or one that cannot be set (`is_system`) silently ignored would leave the
-    record other than the caller believes."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        errors: dict[str, Any] = {}
-        if hasattr(data, "keys"):
-            unknown = sorted(set(data.keys()) - set(self.fields))
-            errors.update({key: ["This field is unknown or cannot be set here."] for key in unknown})
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not isinstance(exc.detail, dict):
-                raise
-            errors.update(exc.detail)
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
 
 
 class RoleCodeField(serializers.CharField):
