@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from core.errors import invalid_request
 from core.problems import flatten_errors
+from core.types import UNSET, Unset
 from identity.keys import signing_key_rotate
 from identity.models import User
 from identity.passwords import password_validate
@@ -27,13 +28,6 @@ RESERVED_SLUGS = {"public", "information_schema", "www", "api", "admin", "static
 # RFC 1123 host name: labels of letters, digits and inner hyphens.
 _HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 DOMAIN_RE = re.compile(rf"^{_HOST_LABEL}(\.{_HOST_LABEL})+$")
-
-
-class _Unset:
-    """Marks an argument that was not given, where None is a meaningful value."""
-
-
-UNSET = _Unset()
 
 
 @dataclass(frozen=True)
@@ -176,7 +170,7 @@ def tenant_update(
     name: str | None = None,
     plan: Plan | None = None,
     is_active: bool | None = None,
-    subscription_ends_at: datetime | _Unset | None = UNSET,
+    subscription_ends_at: datetime | Unset | None = UNSET,
     policy: dict[str, Any] | None = None,
 ) -> Tenant:
     """Change a tenant's name, plan, state, subscription end or policy (merged per section).
@@ -197,7 +191,7 @@ def tenant_update(
         tenant.plan = plan
     if is_active is not None:
         tenant.is_active = is_active
-    if not isinstance(subscription_ends_at, _Unset):
+    if not isinstance(subscription_ends_at, Unset):
         tenant.subscription_ends_at = subscription_ends_at
     tenant.save()
     after = _tenant_snapshot(tenant)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from core.errors import ErrorCode, ProblemError, invalid_request
 from core.tenancy import current_schema
+from core.types import UNSET, Unset
 from identity.models import User, kra_pin_validator, normalize_email, picture_upload_to
 from identity.passwords import password_generate, password_validate
 from identity.pictures import picture_check
@@ -150,13 +151,6 @@ def _role_grants_resolve(grants: Sequence[RoleGrant]) -> list[tuple[Role, Branch
     if problems:
         raise invalid_request({"roles": problems})
     return [(roles[grant.role], branches[grant.branch] if grant.branch else None) for grant in grants]
-
-
-class _Unset:
-    """Marks an argument that was not given, where None is a meaningful value."""
-
-
-UNSET = _Unset()
 
 
 def _email_checked(email: str, *, exclude: User | None = None) -> str:
@@ -425,7 +419,7 @@ def profile_update(
     full_name: str | None = None,
     phone: str | None = None,
     address: str | None = None,
-    picture: File | _Unset | None = UNSET,
+    picture: File | Unset | None = UNSET,
 ) -> User:
     """The user's own change to their profile. `picture=None` removes the picture.
 
@@ -457,7 +451,7 @@ def _profile_save(
     full_name: str | None,
     phone: str | None,
     address: str | None,
-    picture: File | _Unset | None,
+    picture: File | Unset | None,
     new_picture: str,
 ) -> User:
     user = User.objects.select_for_update().get(pk=user.pk)
@@ -465,7 +459,7 @@ def _profile_save(
     given = {"full_name": full_name, "phone": phone, "address": address}
     changes: dict[str, Any] = {field: value for field, value in given.items() if value is not None}
     changed = _changes_apply(user=user, changes=changes)
-    if not isinstance(picture, _Unset) and (new_picture or old_picture):
+    if not isinstance(picture, Unset) and (new_picture or old_picture):
         user.picture.name = new_picture or None
         changed["picture"] = {"before": old_picture or None, "after": new_picture or None}
     if changed:
