@@ -13,6 +13,7 @@ from core.serializers import StrictInputSerializer
 from identity.models import LoginAttempt, User, kra_pin_validator
 from identity.selectors import user_role_names
 from identity.services.users import RoleGrant
+from rbac.api.management_serializers import RoleAssignmentCreateSerializer
 
 phone_validator = RegexValidator(r"^\+?[0-9][0-9 ().-]{2,30}$", "Enter a phone number: digits, spaces, +, -, ( ).")
 
@@ -84,17 +85,8 @@ class _UserFieldsSerializer(StrictInputSerializer):
     restaurant_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class RoleGrantSerializer(StrictInputSerializer):
-    """One role for a new employee, in the shape of a role assignment (users/<id>/roles/)."""
-
-    role = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The role's id.")
-    branch = serializers.CharField(
-        max_length=64,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="The branch's external_id; absent or null gives the role tenant-wide.",
-    )
+# One role for a new employee has the shape of a role assignment (users/<id>/roles/).
+RoleGrantSerializer = RoleAssignmentCreateSerializer
 
 
 class UserCreateSerializer(_UserFieldsSerializer):
