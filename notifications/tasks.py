@@ -4,16 +4,9 @@ Both are sent through the project's app (config.celery), so they carry the schem
 sent from (tenant-schemas-celery) and run in it.
 """
 
-import logging
-
-from django.conf import settings
-from django_tenants.utils import tenant_context
-
 from config.celery import app
 from notifications.services import outbox_email_send, outbox_sweep_current_schema
-from tenants.models import Tenant
-
-logger = logging.getLogger("idp.notifications")
+from tenants.schemas import in_every_schema
 
 
 # A hard time limit (prefork pools enforce it) keeps a live worker's claim far shorter than
@@ -28,11 +21,4 @@ def email_send(outbox_id: int, schema: str) -> str:
 def outbox_resend() -> dict[str, dict[str, int]]:
     """Beat, every minute: in the public schema and every tenant's (never the template), take
     back rows whose worker died, hand due rows to the broker, and drop old sent rows."""
-    results = {}
-    for tenant in Tenant.objects.exclude(schema_name=settings.TENANT_BASE_SCHEMA):
-        with tenant_context(tenant):
-            try:
-                results[tenant.schema_name] = outbox_sweep_current_schema()
-            except Exception:  # one tenant's failure must not stop the others
-                logger.exception("Outbox resend failed in %s", tenant.schema_name)
-    return results
+    return in_every_schema(outbox_sweep_current_schema, what="Outbox resend")

@@ -149,16 +149,7 @@ def role_assign(*, user: User, role: Role, branch: Branch | None, actor: User | 
             assignment = RoleAssignment.objects.create(user=user, role=role, branch=branch)
     except IntegrityError as exc:
         raise invalid_request({"role": ["The user already holds this role there."]}) from exc
-    if branch is not None:
-        branch_grants_sync(user_id=user.pk, branch=branch)
-    _admin_flag_sync(user)
-    rbac_changed()
-    audit_record(
-        type="role.assigned",
-        actor=actor,
-        target=user,
-        data={"role": role.name, "role_id": role.pk, "branch": branch.external_id if branch else None},
-    )
+    _assignment_changed(event="role.assigned", user=user, role=role, branch=branch, actor=actor)
     return assignment
 
 
@@ -171,12 +162,18 @@ def role_unassign(*, assignment: RoleAssignment, actor: User | None) -> None:
         raise ProblemError(ErrorCode.LAST_ADMIN, "The tenant's last administrator keeps the Admin role.")
     user, branch, role = assignment.user, assignment.branch, assignment.role
     assignment.delete()
+    _assignment_changed(event="role.unassigned", user=user, role=role, branch=branch, actor=actor)
+
+
+def _assignment_changed(*, event: str, user: User, role: Role, branch: Branch | None, actor: User | None) -> None:
+    """After an assignment is made or removed: the guardian grants at its branch, the admin
+    flag, cached permission sets, and the audit row."""
     if branch is not None:
         branch_grants_sync(user_id=user.pk, branch=branch)
     _admin_flag_sync(user)
     rbac_changed()
     audit_record(
-        type="role.unassigned",
+        type=event,
         actor=actor,
         target=user,
         data={"role": role.name, "role_id": role.pk, "branch": branch.external_id if branch else None},

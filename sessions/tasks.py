@@ -1,21 +1,16 @@
 """Periodic housekeeping for device sessions, in every schema (beat: CELERY_BEAT_SCHEDULE)."""
 
-import logging
 from datetime import datetime, timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_tenants.utils import tenant_context
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from sessions.events import session_events_publish
 from sessions.models import DeviceSession, EndReason, SessionEvent
 from sessions.services import sessions_end
-from tenants.models import Tenant
-
-logger = logging.getLogger("idp.sessions")
+from tenants.schemas import in_every_schema
 
 PUBLISHED_EVENTS_KEPT = timedelta(days=7)
 
@@ -38,11 +33,4 @@ def sessions_cleanup_current_schema(now: datetime | None = None) -> dict[str, in
 @shared_task(name="sessions.cleanup")
 def sessions_cleanup() -> dict[str, dict[str, int]]:
     """Run the cleanup in the public schema and in every tenant's (never in the template)."""
-    results = {}
-    for tenant in Tenant.objects.exclude(schema_name=settings.TENANT_BASE_SCHEMA):
-        with tenant_context(tenant):
-            try:
-                results[tenant.schema_name] = sessions_cleanup_current_schema()
-            except Exception:  # one tenant's failure must not stop the others
-                logger.exception("Session cleanup failed in %s", tenant.schema_name)
-    return results
+    return in_every_schema(sessions_cleanup_current_schema, what="Session cleanup")
