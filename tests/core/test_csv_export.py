@@ -8,7 +8,7 @@ def test_csv_lines_quote_separators_and_neutralise_formulas():
 
 
 def test_csv_streaming_response_streams_rows_as_they_are_produced():
-    produced = []
+    produced: list[int] = []
 
     def rows():
         for number in range(3):
