@@ -13,33 +13,7 @@ from notifications.kinds import KINDS, TEMPORARY_PASSWORD_LINE, Kind
 from notifications.models import EmailTemplateOverride, OutboxEmail
 from notifications.services import email_kind_send
 from notifications.templating import TEMPLATE_DIR, override_errors, template_name
-
-SECRET_PASSWORD = "Tmp-Pass-7Qz!x"
-SECRET_LINK = "http://acme.idp.test/reset-password/?token=sEcReT-tOkEn-0123456789abcdefghijklmnopqrstu"
-
-
-def sample_context(kind: Kind) -> dict[str, str]:
-    """A value for each of the kind's own placeholders: links on the tenant's host."""
-    values = {
-        "verification_link": "http://acme.idp.test/verify-email/MQ/abc-123/",
-        "link_valid_days": "3",
-        "user_name": "Ada <Lovelace>",
-        "temporary_password": SECRET_PASSWORD,
-        "admin_url": "http://acme.idp.test/admin/",
-        "reset_link": SECRET_LINK,
-        "link_valid_minutes": "10",
-        "reset_at": "2026-11-22 10:00 UTC",
-        "changed_at": "2026-11-22 10:00 UTC",
-        "ip": "203.0.113.7",
-        "sessions_ended": "2",
-        "device_name": "Front till",
-        "device_type": "pos",
-        "signed_in_at": "2026-11-22 10:00 UTC",
-        "locked_until": "2026-11-22 10:15 UTC",
-        "lock_minutes": "15",
-        "ended_at": "2026-11-22 10:00 UTC",
-    }
-    return {name: values[name] for name in KINDS[kind].placeholders}
+from tests.notifications.samples import SECRET_LINK, SECRET_PASSWORD, sample_context
 
 
 def queued(kind: Kind, to: str = "ada@example.com", schema: str = "acme") -> OutboxEmail:
