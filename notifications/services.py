@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +40,9 @@ from identity.services.audit import audit_record
 from notifications.kinds import KINDS, Kind
 from notifications.models import EmailTemplateOverride, OutboxEmail, OutboxStatus
 from notifications.templating import RenderedEmail, default_render, override_errors, override_render
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 logger = logging.getLogger("idp.notifications")
 
@@ -73,7 +76,7 @@ def _setting(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
 
 
-def email_kind_send(*, kind: Kind, to: str, context: Mapping[str, str], tenant: Any = None) -> None:
+def email_kind_send(*, kind: Kind, to: str, context: Mapping[str, str], tenant: "Tenant | None" = None) -> None:
     """Render an email of `kind` for `tenant` (default: the current schema's) and queue it to
     `to` in the current transaction (email_send_after_commit). `context` holds exactly the
     kind's own placeholders (KindSpec.placeholders) as strings; the tenant's name and origin
@@ -95,7 +98,7 @@ def email_time(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _current_tenant() -> Any:
+def _current_tenant() -> "Tenant":
     from tenants.models import Tenant
 
     tenant = getattr(tenant_connection(), "tenant", None)
