@@ -228,3 +228,14 @@ def test_the_first_admins_welcome_cannot_be_overridden(tenant_a):
     set_override(Kind.TENANT_ADMIN_WELCOME, subject="Ignored")
 
     assert queued(Kind.TENANT_ADMIN_WELCOME).subject == "Your Acme administrator account"
+
+
+def test_a_value_that_looks_like_a_placeholder_is_not_substituted_again(tenant_a):
+    set_override(Kind.NEW_DEVICE_LOGIN, body="New sign-in on {device_name} for {user_email}.")
+
+    with schema_context("acme"):
+        context = {**sample_context(Kind.NEW_DEVICE_LOGIN), "device_name": "{user_email} {tenant_url}"}
+        email_kind_send(kind=Kind.NEW_DEVICE_LOGIN, to="ada@example.com", context=context)
+        row = OutboxEmail.objects.latest("id")
+
+    assert row.body == "New sign-in on {user_email} {tenant_url} for ada@example.com.\n"
