@@ -30,7 +30,9 @@ class Kind(StrEnum):
 COMMON_PLACEHOLDERS = ("tenant_name", "tenant_url", "user_email")
 COMMON_LINKS = frozenset({"tenant_url"})
 
+# API.md: the welcome holds the password on a line of its own, and says it must be changed.
 TEMPORARY_PASSWORD_LINE = "Temporary password: {temporary_password}"
+MUST_CHANGE_LINE = "You must change this password at first login."
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ KINDS: dict[Kind, KindSpec] = {
         placeholders=("user_name", "temporary_password"),
         secrets=frozenset({"temporary_password"}),
         required=("temporary_password",),
-        required_lines=(TEMPORARY_PASSWORD_LINE,),
+        required_lines=(TEMPORARY_PASSWORD_LINE, MUST_CHANGE_LINE),
     ),
     Kind.TENANT_ADMIN_WELCOME: KindSpec(
         "A new tenant's first administrator: the generated temporary password.",

@@ -9,7 +9,7 @@ import pytest
 from django.template import Context, Engine
 from django_tenants.utils import schema_context
 
-from notifications.kinds import KINDS, TEMPORARY_PASSWORD_LINE, Kind
+from notifications.kinds import KINDS, MUST_CHANGE_LINE, TEMPORARY_PASSWORD_LINE, Kind
 from notifications.models import EmailTemplateOverride, OutboxEmail
 from notifications.services import email_kind_send
 from notifications.templating import TEMPLATE_DIR, override_errors, template_name
@@ -104,8 +104,8 @@ def test_the_welcome_email_holds_the_password_on_its_own_line_and_says_it_must_b
     row = queued(Kind.EMPLOYEE_WELCOME)
 
     assert f"\nTemporary password: {SECRET_PASSWORD}\n" in row.body
-    assert "You must change this password at first login" in row.body
-    assert "You must change this password at first login" in row.html_body
+    assert f"\n{MUST_CHANGE_LINE}\n" in row.body
+    assert MUST_CHANGE_LINE in row.html_body
 
 
 def test_a_password_changed_notice_names_the_signed_out_devices_only_when_there_were_some(tenant_a):
@@ -129,7 +129,7 @@ def test_a_kind_sent_with_missing_or_extra_values_is_a_programming_error(tenant_
 
 WELCOME = KINDS[Kind.EMPLOYEE_WELCOME]
 RESET = KINDS[Kind.PASSWORD_RESET]
-GOOD_WELCOME_BODY = f"Welcome aboard, {{user_name}}!\n\n{TEMPORARY_PASSWORD_LINE}\n\nChange it at {{tenant_url}}."
+GOOD_WELCOME_BODY = f"Welcome, {{user_name}}!\n\n{TEMPORARY_PASSWORD_LINE}\n{MUST_CHANGE_LINE}\n\n{{tenant_url}}"
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,8 @@ GOOD_WELCOME_BODY = f"Welcome aboard, {{user_name}}!\n\n{TEMPORARY_PASSWORD_LINE
         (WELCOME, "", GOOD_WELCOME_BODY + " {reset_link}", "body", "Unknown placeholder(s) {reset_link}"),
         (WELCOME, "", GOOD_WELCOME_BODY + " }", "body", "Braces in the body"),
         (WELCOME, "Your password: {temporary_password}", "", "subject", "may appear in the body only"),
-        (WELCOME, "", "Welcome! Your password is {temporary_password}.", "body", "must keep the line"),
+        (WELCOME, "", f"Your password is {{temporary_password}}.\n{MUST_CHANGE_LINE}", "body", "must keep the line"),
+        (WELCOME, "", f"{TEMPORARY_PASSWORD_LINE}\nChange it later.", "body", f"keep the line: {MUST_CHANGE_LINE}"),
         (WELCOME, "", "Welcome to {tenant_name}.", "body", "The body must contain {temporary_password}."),
         (WELCOME, "Two\nlines", "", "subject", "The subject must be one line."),
         (WELCOME, "x" * 201, "", "subject", "at most 200 characters"),

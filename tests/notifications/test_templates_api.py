@@ -8,7 +8,7 @@ from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from identity.models import AuditEvent, User
-from notifications.kinds import OVERRIDABLE_KINDS, TEMPORARY_PASSWORD_LINE
+from notifications.kinds import MUST_CHANGE_LINE, OVERRIDABLE_KINDS, TEMPORARY_PASSWORD_LINE
 from notifications.models import EmailTemplateOverride, OutboxEmail
 from rbac.catalog import AUDITOR, EMPLOYEE, MANAGER
 from rbac.models import Role
@@ -20,7 +20,7 @@ from tests.factories import UserFactory
 HOST = "acme.idp.test"
 TEMPLATES = "/api/v1/notifications/templates/"
 WELCOME = f"{TEMPLATES}employee_welcome/"
-WELCOME_BODY = f"Karibu {{user_name}}!\n\n{TEMPORARY_PASSWORD_LINE}\n\nChange it at first login at {{tenant_url}}."
+WELCOME_BODY = f"Karibu {{user_name}}!\n\n{TEMPORARY_PASSWORD_LINE}\n{MUST_CHANGE_LINE}\n\nSign in at {{tenant_url}}."
 
 
 def overrides(schema: str = "acme") -> list[tuple[str, str, str]]:
@@ -62,7 +62,7 @@ def test_the_list_names_every_kind_tenants_may_override_with_placeholders_and_de
     assert welcome["placeholders"] == ["tenant_name", "tenant_url", "user_email", "user_name", "temporary_password"]
     assert welcome["required_placeholders"] == ["temporary_password"]
     assert welcome["body_only_placeholders"] == ["temporary_password"]
-    assert welcome["required_lines"] == [TEMPORARY_PASSWORD_LINE]
+    assert welcome["required_lines"] == [TEMPORARY_PASSWORD_LINE, MUST_CHANGE_LINE]
     assert welcome["default_subject"] == "Your {tenant_name} account"
     assert TEMPORARY_PASSWORD_LINE in welcome["default_body"]
     assert (welcome["subject"], welcome["body"], welcome["overridden"], welcome["updated_at"]) == ("", "", False, None)
@@ -135,7 +135,8 @@ def test_delete_goes_back_to_the_defaults(admin_client):
     ("payload", "field"),
     [
         ({"body": "Welcome, {user.password}"}, "body"),
-        ({"body": "Welcome {{ user.password }} " + TEMPORARY_PASSWORD_LINE}, "body"),
+        ({"body": f"Welcome {{{{ user.password }}}}\n{TEMPORARY_PASSWORD_LINE}\n{MUST_CHANGE_LINE}"}, "body"),
+        ({"body": f"{TEMPORARY_PASSWORD_LINE}\nChange it some day."}, "body"),  # no must-change line
         ({"body": "Welcome, your password is {temporary_password}."}, "body"),  # not on its own line
         ({"body": "Welcome to {tenant_name}, no password here."}, "body"),
         ({"subject": "Your password: {temporary_password}"}, "subject"),
