@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("rbac.api.urls")),
     path("api/v1/", include("sessions.api.admin_urls")),
     path("api/v1/", include("sessions.api.oauth_urls")),
+    path("api/v1/notifications/", include("notifications.api.urls")),
     path("api/v1/ping/", PingView.as_view(), name="ping"),
     path("", include("identity.web_urls")),
     path("admin/", admin.site.urls),

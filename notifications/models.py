@@ -66,3 +66,26 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} {self.status}"
+
+
+class EmailTemplateOverride(models.Model):
+    """A tenant's own subject and/or text for one kind of email (notifications.kinds), in the
+    tenant's schema. Plain text with `{placeholder}` substitution, validated on save by
+    notifications.templating.override_errors; never rendered as a template. An empty part
+    keeps the default."""
+
+    kind = models.CharField(max_length=64, unique=True)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+        verbose_name = "email template override"
+        constraints = [
+            models.CheckConstraint(condition=~Q(subject="") | ~Q(body=""), name="notifications_override_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.kind

@@ -15,6 +15,8 @@ from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.services.audit import audit_record
 from identity.tokens import IdpAccessToken, IdpRefreshToken
+from notifications.kinds import Kind
+from notifications.services import email_kind_send, email_time
 from rbac.catalog import Perm
 from sessions.events import session_events_publish
 from sessions.models import DeviceSession, EndReason, SessionEvent
@@ -71,6 +73,10 @@ def session_start(
     sessions_end(same_device, reason=EndReason.NEW_DEVICE)
     sessions_end(others[: max(excess, 0)], reason=EndReason.NEW_DEVICE)
 
+    # Notify of a device never signed in on before; not of the first sign-in ever (nothing
+    # to compare with, and the account is brand new) nor of a device used before.
+    known = DeviceSession.objects.filter(user=user)
+    new_device = known.exists() and not known.filter(device_id=device.device_id).exists()
     session = DeviceSession.objects.create(
         user=user,
         device_id=device.device_id,
@@ -86,6 +92,17 @@ def session_start(
         target=user,
         data={"session_id": str(session.id), "device_id": device.device_id, "device_type": device.device_type},
     )
+    if new_device:
+        email_kind_send(
+            kind=Kind.NEW_DEVICE_LOGIN,
+            to=user.email,
+            context={
+                "device_name": device.device_name or device.device_id,
+                "device_type": device.device_type or "unknown type",
+                "ip": ip or "an unknown address",
+                "signed_in_at": email_time(now),
+            },
+        )
     return session
 
 
@@ -158,7 +175,14 @@ def session_terminate(*, session: DeviceSession, actor: User) -> bool:
 
     user_manage_check(actor=actor, user=session.user, code=Perm.SESSIONS_DELETE)
     locked = DeviceSession.objects.select_for_update().get(pk=session.pk)
-    return sessions_end([locked], reason=EndReason.ADMIN, actor=actor) == 1
+    ended = sessions_end([locked], reason=EndReason.ADMIN, actor=actor) == 1
+    if ended:
+        email_kind_send(
+            kind=Kind.SESSION_ENDED_BY_ADMIN,
+            to=session.user.email,
+            context={"device_name": locked.device_name or locked.device_id, "ended_at": email_time(timezone.now())},
+        )
+    return ended
 
 
 # The end reason of a revocation (RFC 7009) by a service client: the holder of a token (or a

@@ -19,7 +19,8 @@ from identity.models import User
 from identity.passwords import password_validate
 from identity.services.audit import audit_record
 from identity.services.users import tenant_admin_create
-from notifications.services import email_send_after_commit
+from notifications.kinds import Kind
+from notifications.services import email_kind_send
 from tenants.models import Domain, Plan, Tenant
 from tenants.policy import policy_validate
 
@@ -152,14 +153,13 @@ def tenant_create(
 
 
 def _send_admin_welcome(*, tenant: Tenant, admin: User, password: str) -> None:
-    origin = tenant_origin(tenant)
-    body = (
-        f"Welcome to {tenant.name}.\n\n"
-        f"Your administrator account: {admin.email}\n"
-        f"Temporary password: {password}\n\n"
-        f"You must change this password when you first sign in at {origin}/admin/.\n"
+    # Queued in the public schema (the caller's), where the platform's email waits.
+    email_kind_send(
+        kind=Kind.TENANT_ADMIN_WELCOME,
+        to=admin.email,
+        tenant=tenant,
+        context={"admin_url": f"{tenant_origin(tenant)}/admin/", "temporary_password": password},
     )
-    email_send_after_commit(to=admin.email, subject=f"Your {tenant.name} administrator account", body=body)
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ The environment variables are documented in README.md ("Configuration").
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -250,17 +251,20 @@ CELERY_BEAT_SCHEDULE = {
 NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)
 
 # --- Email --------------------------------------------------------------------------
-EMAIL_HOST = env_str("EMAIL_HOST", "")
+# Always SMTP outside `make run` (config/settings/dev.py): the console backend would write
+# temporary passwords and reset links into the logs. Without EMAIL_HOST, a local MTA.
+EMAIL_HOST = env_str("EMAIL_HOST", "") or "localhost"
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    # Django's SMTP backend refuses the pair only when it sends: every email would fail.
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, usually port 587) or EMAIL_USE_SSL (465), not both.")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
-)
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 # --- Logging: structured enough to grep, never a secret ---------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -35,3 +35,8 @@ if not REDIS_URL and "CELERY_BROKER_URL" not in os.environ:
     # No broker on this machine: tasks run in the request's process, after commit.
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
+
+if not os.environ.get("EMAIL_HOST"):
+    # No SMTP server given: emails (temporary passwords and links included) are printed by
+    # the process that sends them, the web server or a worker. Development only.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -21,6 +21,8 @@ from core.errors import ErrorCode, ProblemError
 from identity.models import LoginAttempt, LoginLockout, User, normalize_email
 from identity.services.audit import audit_record
 from identity.services.tokens import TokenPair, token_pair_issue
+from notifications.kinds import Kind
+from notifications.services import email_kind_send, email_time
 from sessions.models import DeviceSession
 from sessions.services import Device, session_start
 
@@ -116,6 +118,15 @@ def _lock_if_threshold_reached(*, lockout: LoginLockout, user: User | None, now:
             target_id=str(user.pk) if user else "",
             data={"email": lockout.email, "locked_until": lockout.locked_until.isoformat(), "failures": failures},
         )
+        if user is not None and user.is_active:  # queued in the lockout's own (durable) transaction
+            email_kind_send(
+                kind=Kind.ACCOUNT_LOCKED,
+                to=user.email,
+                context={
+                    "locked_until": email_time(lockout.locked_until),
+                    "lock_minutes": str(policy["duration_minutes"]),
+                },
+            )
 
 
 def login(*, tenant: Any, email: str, password: str, device: Device) -> LoginResult:

