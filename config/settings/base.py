@@ -49,6 +49,7 @@ SHARED_APPS = [
     "sessions.apps.DeviceSessionsConfig",  # ... and log in with device sessions too
     "rest_framework_simplejwt.token_blacklist",
     "notifications",  # operators' email (password reset on the public host) goes through the outbox too
+    "console",  # the admin sites: tenant console and platform console
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
