@@ -104,14 +104,17 @@ class ConsoleModelAdmin(ConsolePermissionsMixin, admin.ModelAdmin):
         raise PermissionDenied(ROUTED_THROUGH_SERVICES)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # No form.save_m2m(): many-to-many fields are written by the services. Each inline
-        # formset goes to save_formset, which refuses unless the subclass routes it.
+        # No form.save_m2m(): many-to-many fields are written by the services.
         for formset in formsets:
-            if formset.has_changed():
-                self.save_formset(request, form, formset, change=change)
+            self.save_formset(request, form, formset, change=change)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        raise PermissionDenied(ROUTED_THROUGH_SERVICES)
+        """Subclasses route the inlines they let change through services; here any change
+        is refused. save(commit=False) writes nothing: it sorts the forms into new, changed
+        and deleted objects (Django's change message reads those lists too)."""
+        formset.save(commit=False)
+        if formset.new_objects or formset.changed_objects or formset.deleted_objects:
+            raise PermissionDenied(ROUTED_THROUGH_SERVICES)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         raise PermissionDenied(ROUTED_THROUGH_SERVICES)

@@ -165,6 +165,7 @@ class PlatformConsoleSite(ConsoleSite):
     site_title = "Platform console"
     site_header = "Platform console"
     index_title = "Tenants and plans"
+    index_template = "console/index.html"
 
     def may_enter(self, user: Any) -> bool:
         return bool(user.is_superuser) and current_schema() == "public"

@@ -6,12 +6,14 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from console.mixins import (
     CSV_CHANGE_LIST_TEMPLATE,
+    ROUTED_THROUGH_SERVICES,
     ConsoleModelAdmin,
     ConsolePermissionsMixin,
     CsvExportMixin,
@@ -50,7 +52,6 @@ class EmployeeForm(forms.ModelForm):
         if current and current not in dict(choices):
             choices.append((current, f"{current} (no such branch)"))
         self.fields["branch_id"].choices = choices  # type: ignore[attr-defined]
-        self.fields["full_name"].required = True
 
 
 class EmployeeCreationForm(EmployeeForm):
@@ -63,6 +64,10 @@ class EmployeeCreationForm(EmployeeForm):
     roles_at_branch = forms.BooleanField(
         required=False, label="Only at the employee's branch", help_text="Otherwise the roles apply tenant-wide."
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["full_name"].required = True  # the welcome email greets them by name
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -181,7 +186,9 @@ class EmployeeAdmin(ConsoleModelAdmin):
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is not RoleAssignment:
             return super().save_formset(request, form, formset, change)
-        formset.save(commit=False)  # collects new_objects and deleted_objects; writes nothing
+        formset.save(commit=False)  # sorts the forms into new and deleted objects; writes nothing
+        if formset.changed_objects:  # assignments are removed and added, never edited
+            raise PermissionDenied(ROUTED_THROUGH_SERVICES)
         for assignment in formset.deleted_objects:
             role_unassign(assignment=assignment, actor=console_actor(request))
         for assignment in formset.new_objects:

@@ -34,6 +34,9 @@ SHARED_APPS = [
     # tenants first: its migrate_schemas (and migrate) override django_tenants' commands,
     # and Django takes a command from the first app in INSTALLED_APPS that has it.
     "tenants",
+    # The admin consoles (tenant and platform). Before django_tenants: its templates replace
+    # django-tenants' admin app list, which carries inline styles a strict CSP refuses.
+    "console",
     "django_tenants",
     "core",
     "django.contrib.contenttypes",
@@ -49,7 +52,6 @@ SHARED_APPS = [
     "sessions.apps.DeviceSessionsConfig",  # ... and log in with device sessions too
     "rest_framework_simplejwt.token_blacklist",
     "notifications",  # operators' email (password reset on the public host) goes through the outbox too
-    "console",  # the admin sites: tenant console and platform console
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
