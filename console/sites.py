@@ -63,6 +63,7 @@ class ConsoleSite(admin.AdminSite):
     """What both consoles share. Subclasses say who may enter and who may do what."""
 
     enable_nav_sidebar = True
+    site_url = None  # no "View site" link: the hosts serve an API, not a site
 
     def __init__(self) -> None:
         # Both sites are named "admin": each URLconf mounts one, and `admin:` URL names
