@@ -139,7 +139,6 @@ class EmployeeAdmin(ConsoleModelAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         kwargs["form"] = EmployeeForm if obj is not None else EmployeeCreationForm
-        kwargs["fields"] = None
         return super().get_form(request, obj, change, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:

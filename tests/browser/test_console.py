@@ -109,7 +109,9 @@ def test_an_auditor_reads_the_console_but_is_offered_no_change_and_refused_one(c
         expect(page.locator("select[name=action]")).to_have_count(0)
 
         page.click(f"text={EMPLOYEE_EMAIL}")
-        expect(page.locator("input[name=_save]")).to_have_count(0)  # a page to read only
+        expect(page.locator("h1")).to_have_text("View user")  # a page to read only
+        expect(page.locator("div.readonly").first).to_have_text(EMPLOYEE_EMAIL)
+        expect(page.locator("input[name=_save]")).to_have_count(0)
 
         refused = page.goto(console.url("/admin/identity/user/add/"))
         assert refused is not None and refused.status == 403

@@ -153,3 +153,40 @@ def test_an_auditor_gets_403_for_an_add_page_and_a_change(cast):
     assert response.status_code == 403
     with schema_context("acme"):
         assert Branch.objects.get(pk=cast.branch.pk).name == "Westlands"
+
+
+def test_every_console_page_opens_for_an_admin_and_an_auditor(cast):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rbac.service_clients import service_client_create
+
+    with schema_context("acme"):
+        client_row = service_client_create(name="POS", scopes=["authz:check"], branches=["12"], actor=None).client
+        session = DeviceSession.objects.create(
+            user=cast.employee, device_id="pos-1", expires_at=timezone.now() + timedelta(days=1)
+        )
+        attempt = LoginAttempt.objects.create(email=cast.employee.email, success=False, reason="locked")
+        event = AuditEvent.objects.create(type="role.created", data={"after": {"name": "x"}})
+        pages = [
+            "/admin/",
+            "/admin/security/",
+            f"/admin/identity/user/{cast.employee.pk}/change/",
+            f"/admin/rbac/role/{Role.objects.get(name='Manager').pk}/change/",
+            f"/admin/rbac/permissioncode/{PermissionCode.objects.get(code='orders.view').pk}/change/",
+            f"/admin/rbac/branch/{cast.branch.pk}/change/",
+            f"/admin/rbac/serviceclient/{client_row.pk}/change/",
+            f"/admin/device_sessions/devicesession/{session.pk}/change/",
+            f"/admin/device_sessions/devicesession/?user__id__exact={cast.employee.pk}",
+            f"/admin/identity/loginattempt/{attempt.pk}/change/",
+            f"/admin/identity/auditevent/{event.pk}/change/",
+            "/admin/notifications/outboxemail/",
+        ]
+        pages += [f"/admin/{model._meta.app_label}/{model._meta.model_name}/" for model in tenant_console._registry]
+    for user in (cast.admin, cast.auditor):
+        client = console_client(user)
+        for page in pages:
+            response = client.get(page)
+            assert response.status_code == 200, (user.email, page, response.status_code)
+            assert b"secret_hash" not in response.content and client_row.secret_hash.encode() not in response.content
