@@ -14,6 +14,7 @@ passwords through identity.services.passwords.password_change (policy, audit, ot
 end), never through Django's own form.
 """
 
+import hashlib
 from functools import update_wrapper
 from typing import Any
 
@@ -23,8 +24,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, URLResolver, path, reverse
 
+from core.ratelimit import rate_limit_hit
 from core.tenancy import current_schema
-from identity.models import User
+from identity.models import User, normalize_email
 from rbac.catalog import Perm
 from rbac.selectors import EffectivePermissions, effective_permissions
 
@@ -46,9 +48,33 @@ _PERMISSIONS_ATTR = "_console_permissions"
 class ConsoleLoginForm(AdminAuthenticationForm):
     """Django's admin login (through identity.backends.LockoutModelBackend: the lockout and
     attempt records of the API), with the console's own entry rule in place of the staff flag.
-    Someone who may not enter gets the same message as a wrong password."""
+    Someone who may not enter gets the same message as a wrong password.
+
+    The API's login rate limit comes first, as at POST /api/v1/auth/token/: the same key
+    (scope `login`, client address and email digest, as identity.throttles.LoginThrottle),
+    so the console and the API share one budget per address and email."""
 
     site: "ConsoleSite"
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "throttled": "Too many attempts. Try again in %(seconds)s seconds.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        if username and self.request is not None:
+            self._rate_limit_check(self.request, username)
+        return super().clean()
+
+    def _rate_limit_check(self, request: HttpRequest, username: str) -> None:
+        policy = request.tenant.effective_policy  # type: ignore[attr-defined]  # the public host's too
+        digest = hashlib.sha256(normalize_email(username).encode()).hexdigest()[:32]
+        ip = getattr(request, "client_ip", None) or "unknown"
+        decision = rate_limit_hit(scope="login", identity=f"{ip}:{digest}", rate=policy["rate_limits"]["login"])
+        if decision is not None and not decision.allowed:
+            raise ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"seconds": decision.reset_seconds}
+            )
 
     def confirm_login_allowed(self, user: User) -> None:
         if not (user.is_active and self.site.may_enter(user)):

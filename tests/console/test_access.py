@@ -68,6 +68,25 @@ def test_an_employee_with_the_right_password_gets_the_same_answer_as_a_wrong_pas
     assert form_errors(TEST_PASSWORD) == form_errors("Wrong-Passw0rd!")
 
 
+def test_the_console_login_has_the_apis_rate_limit_per_address_and_email(cast):
+    def attempt(password: str) -> str:
+        response = Client(HTTP_HOST=ACME_HOST).post(
+            "/admin/login/", {"username": cast.auditor.email, "password": password}
+        )
+        return response.content.decode() if response.status_code == 200 else "signed in"
+
+    for _ in range(5):  # the policy's default: 5/min
+        assert "Too many attempts" not in attempt("Wrong-Passw0rd!")
+
+    assert "Too many attempts" in attempt(TEST_PASSWORD)  # refused before the password is checked
+    with schema_context("acme"):
+        assert LoginAttempt.objects.filter(email=cast.auditor.email).count() == 5
+    # Another address has its own budget (the account is locked by now: the lockout answers).
+    other_address = Client(HTTP_HOST=ACME_HOST, REMOTE_ADDR="203.0.113.5")
+    body = {"username": cast.auditor.email, "password": TEST_PASSWORD}
+    assert "Too many attempts" not in other_address.post("/admin/login/", body).content.decode()
+
+
 def test_losing_the_last_console_permission_closes_the_console_at_the_next_request(cast):
     from rbac.services import role_unassign
 
