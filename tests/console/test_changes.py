@@ -416,3 +416,14 @@ def test_an_operator_changes_a_plan_and_suspends_a_tenant_through_the_services(o
     assert plan.max_users == 30 and not tenant_a.is_active
     assert AuditEvent.objects.filter(type="plan.updated", actor_id=operator.pk).exists()
     assert AuditEvent.objects.filter(type="tenant.updated", actor_id=operator.pk).exists()
+
+
+def test_a_temporary_password_given_to_user_create_must_meet_the_policy(cast, tenant_a):
+    from core.errors import ErrorCode, ProblemError
+    from identity.services.users import user_create
+
+    with schema_context("acme"), pytest.raises(ProblemError) as refused:
+        user_create(tenant=tenant_a, actor=cast.admin, email=NEW_EMAIL, full_name="Weak", temporary_password="weak")
+
+    assert refused.value.code == ErrorCode.PASSWORD_POLICY
+    assert not in_acme(lambda: User.objects.filter(email=NEW_EMAIL).exists())
