@@ -1,15 +1,15 @@
 """URLs of the public (platform) host: IDP_BASE_DOMAIN itself."""
 
-from django.contrib import admin
 from django.urls import include, path
 
+from console.sites import platform_console
 from core.urls import api_not_found, common_urlpatterns
 
 urlpatterns = [
     *common_urlpatterns("config.urls_public"),
     path("api/v1/platform/", include("tenants.api.urls")),
     path("", include("identity.web_urls")),  # operators' password reset links
-    path("admin/", admin.site.urls),
+    path("admin/", platform_console.urls),
     *api_not_found,
 ]
 

@@ -1,8 +1,8 @@
 """URLs of a tenant's host (<slug>.IDP_BASE_DOMAIN or its custom domain)."""
 
-from django.contrib import admin
 from django.urls import include, path
 
+from console.sites import tenant_console
 from core.urls import api_not_found, common_urlpatterns
 from core.views import PingView
 
@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/v1/notifications/", include("notifications.api.urls")),
     path("api/v1/ping/", PingView.as_view(), name="ping"),
     path("", include("identity.web_urls")),
-    path("admin/", admin.site.urls),
+    path("admin/", tenant_console.urls),
     *api_not_found,
 ]
 

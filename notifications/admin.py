@@ -1,16 +1,19 @@
-from typing import Any
+from typing import Any, ClassVar
 
-from django.contrib import admin
 from django.http import HttpRequest
 
+from console.mixins import ConsoleModelAdmin
+from console.sites import platform_console, tenant_console
 from notifications.models import OutboxEmail
+from rbac.catalog import Perm
 
 
-@admin.register(OutboxEmail)
-class OutboxEmailAdmin(admin.ModelAdmin):
+class OutboxEmailAdmin(ConsoleModelAdmin):
     """Read-only: admins see what was sent and what failed (and why), never a body (it may
-    hold a temporary password or a reset link)."""
+    hold a temporary password or a reset link). In the tenant console, for holders of
+    `audit.view`: it is a record of what the IdP sent, like the audit log."""
 
+    permission_codes: ClassVar[dict[str, str | None]] = {"view": Perm.AUDIT_VIEW}
     list_display = ["id", "created_at", "kind", "to", "subject", "status", "attempts", "next_attempt_at", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["to", "subject"]
@@ -33,11 +36,6 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).defer("body", "html_body")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+for site in (tenant_console, platform_console):
+    site.register(OutboxEmail, OutboxEmailAdmin)

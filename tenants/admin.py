@@ -1,60 +1,48 @@
-"""The platform console (Django admin on the public host). Hidden on tenant hosts: the
-public tables are on every tenant's search path, so the check is on the schema."""
+"""The platform console's pages (the public host only: console.sites.platform_console):
+tenants, plans and domains. Saves go through tenants.services, so they are audited (a
+tenant's own audit log also records what the platform changed about it)."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.http import HttpRequest
 
-from core.tenancy import current_schema
+from console.mixins import ConsoleModelAdmin, ConsolePermissionsMixin, console_actor
+from console.sites import OPERATOR, platform_console
 from tenants import services
 from tenants.models import Domain, Plan, Tenant
 
-
-class PublicSchemaOnlyAdmin(admin.ModelAdmin):
-    def _on_public_host(self) -> bool:
-        return current_schema() == "public"
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._on_public_host() and super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._on_public_host() and super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._on_public_host() and super().has_change_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._on_public_host() and super().has_add_permission(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # plans and tenants are never deleted from the console
+OPERATOR_EDITS: dict[str, str | None] = {"view": OPERATOR, "add": OPERATOR, "change": OPERATOR, "delete": None}
 
 
-@admin.register(Plan)
-class PlanAdmin(PublicSchemaOnlyAdmin):
+@admin.register(Plan, site=platform_console)
+class PlanAdmin(ConsoleModelAdmin):
+    permission_codes: ClassVar[dict[str, str | None]] = OPERATOR_EDITS  # plans are never deleted
     list_display = ["code", "name", "max_users", "max_devices_per_user", "max_branches", "audit_retention_days"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["code"] if obj is not None else []  # tenants name their plan by code
 
     def save_model(self, request: HttpRequest, obj: Plan, form: Any, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in form.changed_data if name != "code"}
         if change:
-            services.plan_update(plan=obj, actor=request.user, **fields)  # type: ignore[arg-type]
+            services.plan_update(plan=obj, actor=console_actor(request), **fields)
         else:
-            services.plan_create(actor=request.user, code=obj.code, **fields)  # type: ignore[arg-type]
+            obj.pk = services.plan_create(actor=console_actor(request), code=obj.code, **fields).pk
 
 
-class DomainInline(admin.TabularInline):
+class DomainInline(ConsolePermissionsMixin, admin.TabularInline):
     model = Domain
     extra = 0
-    readonly_fields = ["domain", "is_primary"]
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    fields = ["domain", "is_primary"]
+    permission_codes: ClassVar[dict[str, str | None]] = {"view": OPERATOR}
 
 
-@admin.register(Tenant)
-class TenantAdmin(PublicSchemaOnlyAdmin):
+@admin.register(Tenant, site=platform_console)
+class TenantAdmin(ConsoleModelAdmin):
+    # Tenants are created through the platform API (schema, domain, first admin), and
+    # suspended rather than deleted.
+    permission_codes: ClassVar[dict[str, str | None]] = {"view": OPERATOR, "change": OPERATOR}
     list_display = ["schema_name", "name", "plan", "is_active", "subscription_ends_at", "created_at"]
     list_filter = ["is_active", "plan"]
     search_fields = ["schema_name", "name"]
@@ -63,11 +51,17 @@ class TenantAdmin(PublicSchemaOnlyAdmin):
     inlines = [DomainInline]
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return Tenant.objects.customers()
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # tenants are created through the platform API (schema, domain, admin)
+        return Tenant.objects.customers().select_related("plan")
 
     def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        services.tenant_update(tenant=obj, actor=request.user, **changes)  # type: ignore[arg-type]
+        services.tenant_update(tenant=obj, actor=console_actor(request), **changes)
+
+
+@admin.register(Domain, site=platform_console)
+class DomainAdmin(ConsoleModelAdmin):
+    permission_codes: ClassVar[dict[str, str | None]] = {"view": OPERATOR}
+    list_display = ["domain", "tenant", "is_primary"]
+    list_filter = ["is_primary"]
+    search_fields = ["domain", "tenant__schema_name"]
+    list_select_related = ["tenant"]

@@ -35,6 +35,9 @@ SHARED_APPS = [
     # tenants first: its migrate_schemas (and migrate) override django_tenants' commands,
     # and Django takes a command from the first app in INSTALLED_APPS that has it.
     "tenants",
+    # The admin consoles (tenant and platform). Before django_tenants: its templates replace
+    # django-tenants' admin app list, which carries inline styles a strict CSP refuses.
+    "console",
     "django_tenants",
     "core",
     "django.contrib.contenttypes",

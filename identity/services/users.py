@@ -222,6 +222,7 @@ def user_create(
     branch_id: str = "",
     restaurant_id: str = "",
     roles: Sequence[RoleGrant] | None = None,
+    temporary_password: str | None = None,
 ) -> User:
     """Create an employee with a generated password they must change at first login.
 
@@ -236,6 +237,10 @@ def user_create(
     its rules apply (`roles.assign` where each applies, nothing above what the actor holds);
     a refusal undoes the whole creation. Without `roles` (absent or empty) the user gets the
     tenant's default role (policy `registration.default_role`).
+
+    `temporary_password` is for a caller that shows the password once to the admin who
+    creates the user (the admin console): it makes one with identity.passwords.password_generate
+    and passes it here; it is checked against the policy all the same. None: made here.
     """
     if actor is not None:
         _reach_check(effective_permissions_compute(actor.pk), code=Perm.USERS_CREATE, branch_id=branch_id)
@@ -243,7 +248,12 @@ def user_create(
     email = _email_checked(email)
     kra_pin = _kra_pin_checked(kra_pin)
     grants = _role_grants_resolve(roles or [])
-    password = password_generate(tenant.effective_policy["password"])
+    rules = tenant.effective_policy["password"]
+    if temporary_password is None:
+        password = password_generate(rules)
+    else:
+        password_validate(temporary_password, rules=rules, field="temporary_password")
+        password = temporary_password
     try:
         with transaction.atomic():
             user = User.objects.create_user(

@@ -9,8 +9,6 @@ from typing import Any
 
 import dj_database_url
 import pytest
-from django.contrib import admin
-from django.contrib.auth.models import Permission
 from django.core import mail
 from django.db import transaction
 from django.test import Client, RequestFactory
@@ -18,6 +16,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from config.celery import TaskSchemaMismatch
+from console.sites import tenant_console
 from identity.models import User
 from notifications.admin import OutboxEmailAdmin
 from notifications.models import OutboxEmail, OutboxStatus
@@ -31,6 +30,9 @@ from notifications.services import (
     outbox_sweep_current_schema,
 )
 from notifications.tasks import outbox_resend
+from rbac.catalog import AUDITOR
+from rbac.models import Role
+from rbac.services import role_assign
 from tests.concurrency import in_parallel, on_own_connection
 from tests.factories import TEST_PASSWORD
 from tests.notifications.harness import broker_url, database_url, dead_broker_url, free_port, tasks_sent_to, text_of
@@ -488,7 +490,7 @@ def test_admins_see_only_their_own_schemas_failed_emails(tenant_a, tenant_b):
 
 
 def test_the_outbox_admin_is_read_only_and_never_shows_a_body(tenant_a, tenant_a_admin):
-    model_admin = OutboxEmailAdmin(OutboxEmail, admin.site)
+    model_admin = OutboxEmailAdmin(OutboxEmail, tenant_console)
     request = RequestFactory().get("/admin/")
     request.user = tenant_a_admin
 
@@ -502,8 +504,8 @@ def test_a_console_user_allowed_to_view_the_outbox_sees_it_without_bodies(tenant
     email = queue_email("acme", to="not an address")
     with schema_context("acme"):
         OutboxEmail.objects.filter(pk=email.pk).update(body=BODY)  # as if a body were still there
-        viewer = User.objects.create_user(email="ops@acme.example", password=TEST_PASSWORD, is_staff=True)
-        viewer.user_permissions.add(Permission.objects.get(codename="view_outboxemail"))
+        viewer = User.objects.create_user(email="ops@acme.example", password=TEST_PASSWORD)
+        role_assign(user=viewer, role=Role.objects.get(name=AUDITOR), branch=None, actor=None)
         client = Client(HTTP_HOST="acme.idp.test")
         client.force_login(viewer)
 
