@@ -14,7 +14,8 @@ Rules (thresholds in the tenant's policy, section `security`):
 Every flag is a `security.flagged` event naming its rule. A rule listed in `block_on` also
 blocks the address for the tenant for `block_minutes` (`ip.blocked`); an address in
 `exempt_networks` is flagged but never blocked. While an address is blocked it is not
-flagged again, and a rule flags an address at most once per `block_minutes`.
+flagged again; a rule that flags without blocking flags an address (or an account) at most
+once per `block_minutes`; an admin's lift forgets the address's failures before it.
 """
 
 import ipaddress
@@ -62,6 +63,10 @@ def login_failure_observe(*, ip: str | None) -> IpBlock | None:
     policy = security_policy()
     now = timezone.now()
     failures = LoginAttempt.objects.filter(ip=ip, success=False, reason__in=COUNTED_FAILURES)
+    # An admin's lift forgets the failures before it, as an unlock does for an account.
+    lifted = IpBlock.objects.filter(ip=ip, lifted_at__isnull=False).order_by("-lifted_at").first()
+    if lifted is not None:
+        failures = failures.filter(timestamp__gt=lifted.lifted_at)
     window = timedelta(minutes=policy["accounts_window_minutes"])
     accounts = failures.filter(timestamp__gt=now - window).values("email").distinct().count()
     if accounts >= policy["accounts_threshold"]:
@@ -128,9 +133,12 @@ def security_flag(*, rule: str, ip: str | None, details: dict[str, Any], user: U
         _lock_address(ip)
         if IpBlock.objects.active(now).filter(ip=ip).exists():
             return None
+    # A flag that blocked needs no repeat guard: the block stops the address (and a lift
+    # starts the count afresh); a flag that did not block is not repeated for a while.
     recent = AuditEvent.objects.filter(
         type="security.flagged",
         data__rule=rule,
+        data__blocked=False,
         timestamp__gt=now - timedelta(minutes=policy["block_minutes"]),
     )
     if ip:
