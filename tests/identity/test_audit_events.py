@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context
 from identity.models import AuditEvent, IpBlock
 from tenants.policy import policy_validate
 from tests.conftest import SHARED_ADMIN_EMAIL
-from tests.factories import TEST_PASSWORD
+from tests.factories import TEST_PASSWORD, PlanFactory
 from tests.identity.test_security_ip_blocks import CommittingClient
 
 HOST = "acme.idp.test"
@@ -197,8 +197,16 @@ def test_every_event_type_is_produced_by_its_action_and_no_event_holds_a_secret(
         call_command("rotate_signing_key", "--tenant", "acme", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
     def the_platform_changes_the_plan_and_suspends_the_tenant() -> None:
+        PlanFactory(code="bigger")
+        response = operator_client.patch("/api/v1/platform/tenants/acme/", {"plan": "bigger"}, format="json")
+        assert response.status_code == 200, response.content
         response = operator_client.patch("/api/v1/platform/tenants/acme/", {"is_active": False}, format="json")
         assert response.status_code == 200, response.content
+        with schema_context("acme"):
+            updates = AuditEvent.objects.filter(type="tenant.updated").order_by("id")
+            changes = [event.data["changes"] for event in updates]
+        assert {"plan": {"before": "standard", "after": "bigger"}}.items() <= changes[0].items()
+        assert changes[1]["is_active"] == {"before": True, "after": False}
         assert (
             operator_client.patch("/api/v1/platform/tenants/acme/", {"is_active": True}, format="json").status_code
             == 200

@@ -3,6 +3,7 @@ a rule in the policy's `block_on` blocks the address for the tenant at every aut
 entry point (403 ip_blocked), other addresses and other tenants are unaffected, blocks
 expire, admins see and lift them, and Redis down or flushed never lifts a block."""
 
+import itertools
 import time
 from datetime import timedelta
 from typing import Any, cast
@@ -22,6 +23,7 @@ from rbac.models import Role
 from rbac.services import role_assign
 from tenants.models import Tenant
 from tenants.policy import policy_validate
+from tests.concurrency import in_parallel, on_own_connection
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client
 from tests.core.test_errors import assert_problem
 from tests.factories import TEST_PASSWORD, UserFactory
@@ -456,3 +458,52 @@ def test_the_security_policy_is_merged_per_key_and_networks_are_normalised(opera
     security_policy = response.json()["policy"]["security"]
     assert security_policy["exempt_networks"] == ["10.0.0.0/8"]
     assert security_policy["block_minutes"] == 5 and security_policy["accounts_threshold"] == 10
+
+
+def test_tokens_issued_before_the_block_keep_working_from_the_blocked_address(spraying_blocks, tenant_a_admin):
+    access = login(ATTACKER, SHARED_ADMIN_EMAIL, TEST_PASSWORD).json()["access"]
+    spray(ATTACKER, 3)
+    assert_problem(login(ATTACKER, SHARED_ADMIN_EMAIL, TEST_PASSWORD), 403, "ip_blocked")
+
+    whoami = CommittingClient(HTTP_HOST=HOST, REMOTE_ADDR=ATTACKER, HTTP_AUTHORIZATION=f"Bearer {access}")
+
+    assert whoami.get("/api/v1/auth/whoami/").status_code == 200
+
+
+def test_after_a_lift_a_new_spray_blocks_the_address_again(spraying_blocks):
+    spray(ATTACKER, 3)
+    with schema_context("acme"), TestCase.captureOnCommitCallbacks(execute=True):
+        ip_block_lift(block=IpBlock.objects.get(), actor=None)
+
+    assert spray(ATTACKER, 3) == [401, 401, 401]
+
+    assert_problem(login(ATTACKER, "victim0@acme.example"), 403, "ip_blocked")
+    assert acme(lambda: IpBlock.objects.active().count()) == 1
+    assert len(events_of("ip.blocked")) == 2
+
+
+def test_parallel_failures_from_one_address_leave_one_block_and_one_flag(committed_tenant):
+    """Failures racing past the threshold at once are decided one at a time (an advisory lock
+    per address): at most one flag and one block, whatever the interleaving."""
+
+    def configure() -> None:
+        tenant = Tenant.objects.get(pk=committed_tenant.pk)
+        set_security(tenant, accounts_threshold=2, accounts_window_minutes=10)
+
+    def outcome() -> tuple[int, int]:
+        with schema_context("racing"):
+            return IpBlock.objects.count(), AuditEvent.objects.filter(type="security.flagged").count()
+
+    on_own_connection(configure)
+    numbers = itertools.count()  # thread-safe, unlike a generator
+    statuses = in_parallel(
+        lambda: login(ATTACKER, f"racer{next(numbers)}@racing.example", host="racing.idp.test").status_code, 12
+    )
+
+    assert set(statuses) <= {401, 403}, statuses
+    # Failures that each committed before seeing the others may all miss the threshold; never
+    # may two of them block or flag.
+    blocks, flags = on_own_connection(outcome)
+    assert blocks <= 1 and flags == blocks
+    login(ATTACKER, "late@racing.example", host="racing.idp.test")  # a later one sees them all
+    assert on_own_connection(outcome) == (1, 1)
