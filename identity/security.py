@@ -3,19 +3,18 @@
 `IpBlock` rows are the truth (identity.models); the cache (Redis, tenant-prefixed keys) holds
 a copy so that a request costs one `MGET` of two keys: `ip-block:synced`, a marker saying
 the copy was loaded from the database less than SYNC_TTL_SECONDS ago, and `ip-block:<ip>`,
-the block's end as a Unix time (or LIFTED). Without the marker (a Redis restart or flush,
-or every SYNC_TTL_SECONDS) the copy is reloaded from the database. With Redis down the
-database answers: blocks hold during an outage, they never fail open.
-
-Writes: a new block is copied in when its transaction commits; a lift writes the LIFTED
-tombstone (after commit) instead of deleting the key, and a reload only `add`s keys, so a
-reload that read the rows just before a lift cannot bring the lifted block back.
+the block's end as a Unix time. No key: not blocked, with no query. A key: the database
+confirms (one indexed query, paid by blocked addresses only), so a lift whose cache write was
+lost, or a reload that raced a lift, can never keep a lifted block alive; a stale key is then
+deleted. Without the marker (a Redis restart or flush, or every SYNC_TTL_SECONDS) the copy is
+reloaded and the database answers. With Redis down the database answers: blocks hold during
+an outage, they never fail open.
 """
 
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
@@ -28,9 +27,6 @@ logger = logging.getLogger("idp.security")
 
 SYNCED_KEY = "ip-block:synced"
 SYNC_TTL_SECONDS = 300
-LIFTED = "lifted"
-# Longer than a reload can take: a tombstone must outlive any reload that started before it.
-LIFTED_TTL_SECONDS = 300
 
 # Where a blocked address is refused: every endpoint that takes a password, a refresh token,
 # a client secret or an emailed token, so a flagged address can neither keep guessing nor
@@ -72,25 +68,24 @@ def ip_block_state_mark(*, ip: str, expires_at: datetime) -> None:
 
 
 def ip_block_state_lift(*, ip: str) -> None:
-    """Mark a committed lift in the cache. If the cache is down, drop the marker instead so
-    that the next check reloads; if that fails too, the copy heals within SYNC_TTL_SECONDS."""
+    """Drop a lifted block from the cache (a failure is logged: the database check that every
+    cached block goes through refuses to honour it anyway)."""
     try:
-        cache.set(_block_key(ip), LIFTED, LIFTED_TTL_SECONDS)
+        cache.delete(_block_key(ip))
     except Exception:
         logger.error("Cache unavailable: lift of %s not copied", ip, exc_info=True)
-        try:
-            cache.delete(SYNCED_KEY)
-        except Exception:
-            logger.error("Cache unavailable: could not force a reload of the IP blocks", exc_info=True)
 
 
 def ip_block_state_reload() -> None:
-    """Load every block in force into the cache, then set the marker."""
-    for ip, expires_at in IpBlock.objects.active().order_by("expires_at").values_list("ip", "expires_at"):
-        remaining = int(expires_at.timestamp() - time.time()) + 1
-        if remaining > 0:
-            # add: never overwrite a LIFTED tombstone or a newer block written meanwhile.
-            cache.add(_block_key(ip), expires_at.timestamp(), remaining)
+    """Load every block in force into the cache (one pipelined write), then set the marker."""
+    now = time.time()
+    ends: dict[str, float] = {}
+    for ip, expires_at in IpBlock.objects.active().values_list("ip", "expires_at"):
+        ends[_block_key(ip)] = max(ends.get(_block_key(ip), 0.0), expires_at.timestamp())
+    if ends:
+        # One lifetime for the batch: the longest. A key outliving its block is harmless, its
+        # value (the block's end) says it is over.
+        cache.set_many(ends, int(max(ends.values()) - now) + 1)
     cache.set(SYNCED_KEY, 1, SYNC_TTL_SECONDS)
 
 
@@ -113,11 +108,13 @@ def ip_blocked_until(ip: str) -> datetime | None:
         except Exception:
             logger.warning("Cache unavailable: IP blocks not reloaded", exc_info=True)
         return _blocked_until_from_database(ip)
-    value = values.get(key)
-    if value is None or value == LIFTED:
+    cached_end = values.get(key)
+    if cached_end is None or float(cached_end) <= time.time():
         return None
-    until = datetime.fromtimestamp(float(value), tz=UTC)
-    return until if until.timestamp() > time.time() else None
+    until = _blocked_until_from_database(ip)
+    if until is None:
+        ip_block_state_lift(ip=ip)  # lifted meanwhile: forget the stale copy
+    return until
 
 
 class IpBlockMiddleware:
