@@ -19,7 +19,8 @@ from django.db.models import QuerySet
 from django.http import HttpResponseBase
 from django.utils import timezone
 from django_tenants.utils import tenant_context
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, renderers, serializers
 from rest_framework.request import Request
 
@@ -102,6 +103,13 @@ class AuditListView(generics.GenericAPIView):
 
 
 CSV_RESPONSE = OpenApiResponse(description="With `?format=csv` or `Accept: text/csv`: the rows as a CSV download.")
+FORMAT = OpenApiParameter(
+    "format",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    enum=["json", "csv"],
+    description="`csv`: every matching row as a streamed CSV download (the page parameters do not apply).",
+)
 REFUSALS = {
     400: OpenApiResponse(description="invalid_request: an unknown or malformed parameter, or a bad cursor"),
     403: OpenApiResponse(description="permission_denied: audit.view is not held anywhere"),
@@ -148,8 +156,12 @@ class AuditEventListView(AuditListView):
         ]
 
     @extend_schema(
-        parameters=[AuditEventQuerySerializer],
-        responses={200: AuditEventSerializer(many=True), **REFUSALS},
+        parameters=[AuditEventQuerySerializer, FORMAT],
+        responses={
+            (200, "application/json"): AuditEventSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            **REFUSALS,
+        },
         tags=["audit"],
         description="Filters: `type`, `actor`, `target_type`, `target_id`, `ip`, `since`, `until`, `outcome`. "
         + CSV_RESPONSE.description,
@@ -188,8 +200,12 @@ class LoginAttemptListView(AuditListView):
         ]
 
     @extend_schema(
-        parameters=[LoginAttemptQuerySerializer],
-        responses={200: LoginAttemptSerializer(many=True), **REFUSALS},
+        parameters=[LoginAttemptQuerySerializer, FORMAT],
+        responses={
+            (200, "application/json"): LoginAttemptSerializer(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            **REFUSALS,
+        },
         tags=["audit"],
         description="Filters: `email`, `user`, `success`, `ip`, `since`, `until`. " + CSV_RESPONSE.description,
     )
