@@ -521,3 +521,20 @@ def test_a_lift_whose_cache_write_was_lost_still_lets_the_address_in(spraying_bl
         assert login(ATTACKER, SHARED_ADMIN_EMAIL, TEST_PASSWORD).status_code == 200
 
         assert cache.get(f"ip-block:{ATTACKER}") is None  # forgotten on the way
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_blocked_not_the_proxy(spraying_blocks, tenant_a_admin, settings):
+    settings.IDP_TRUSTED_PROXIES = 1
+    proxy = "10.0.0.1"
+
+    def through_proxy(forwarded_for: str, email: str, password: str = "Wrong-Passw0rd!") -> Any:  # noqa: S107
+        client = CommittingClient(HTTP_HOST=HOST, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded_for)
+        return client.post(TOKEN, {"email": email, "password": password, "device_id": "pos-1"}, format="json")
+
+    # The attacker writes a different address into the header each time; the proxy appends the real one.
+    for number in range(3):
+        through_proxy(f"192.0.2.{number}, {ATTACKER}", f"victim{number}@acme.example")
+
+    assert_problem(through_proxy(f"192.0.2.50, {ATTACKER}", SHARED_ADMIN_EMAIL, TEST_PASSWORD), 403, "ip_blocked")
+    assert through_proxy(NEIGHBOUR, SHARED_ADMIN_EMAIL, TEST_PASSWORD).status_code == 200
+    assert acme(lambda: list(IpBlock.objects.values_list("ip", flat=True))) == [ATTACKER]
