@@ -9,6 +9,8 @@ from core.views import PingView
 urlpatterns = [
     *common_urlpatterns("config.urls_tenant"),
     path("api/v1/users/", include("identity.api.users_urls")),
+    path("api/v1/audit/", include("identity.api.audit_urls")),
+    path("api/v1/security/", include("identity.api.security_urls")),
     path("api/v1/", include("rbac.api.urls")),
     path("api/v1/", include("sessions.api.admin_urls")),
     path("api/v1/", include("sessions.api.oauth_urls")),

@@ -25,6 +25,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from core.tenancy import current_schema
 from identity.models import SigningKey
+from identity.services.audit import audit_record
 
 # How long a process trusts its idea of the active key before asking the database again.
 # A rotation in another process is picked up within this time; tokens signed meanwhile with
@@ -84,10 +85,13 @@ def _policy() -> dict[str, Any]:
 
 
 @transaction.atomic
-def signing_key_rotate(*, algorithm: str | None = None) -> SigningKey:
+def signing_key_rotate(*, algorithm: str | None = None, reason: str = "rotation") -> SigningKey:
     """Create a new signing key in the current schema and retire the active ones.
 
     Retired keys stay published until the longest-lived token they may have signed expires.
+    Every new key is a `signing_key.rotated` audit event (kids and algorithm, never key
+    material); `reason` says why: "rotation" (the command), "first_key" (a new tenant) or
+    "algorithm_change" (the policy's algorithm has no key yet).
     """
     if current_schema() == settings.TENANT_BASE_SCHEMA:
         # The template is cloned into every new tenant: a key there would be shared by all.
@@ -97,9 +101,9 @@ def signing_key_rotate(*, algorithm: str | None = None) -> SigningKey:
     policy = _policy()
     algorithm = algorithm or policy["tokens"]["algorithm"]
     now = timezone.now()
-    SigningKey.objects.filter(retired_at__isnull=True).update(
-        retired_at=now, publish_until=now + _max_token_lifetime(policy)
-    )
+    retiring = SigningKey.objects.filter(retired_at__isnull=True)
+    retired = sorted(retiring.values_list("kid", flat=True))
+    retiring.update(retired_at=now, publish_until=now + _max_token_lifetime(policy))
     private_key = _generate(algorithm)
     kid = secrets.token_urlsafe(16)
     pem = private_key.private_bytes(
@@ -112,6 +116,12 @@ def signing_key_rotate(*, algorithm: str | None = None) -> SigningKey:
         public_jwk=_public_jwk(private_key.public_key(), algorithm, kid),
     )
     _active.pop(current_schema(), None)
+    audit_record(
+        type="signing_key.rotated",
+        target=key,
+        target_id=kid,
+        data={"alg": algorithm, "retired": retired, "reason": reason},
+    )
     return key
 
 
@@ -136,7 +146,7 @@ def active_signing_key() -> LoadedKey:
     algorithm = _policy()["tokens"]["algorithm"]
     key = SigningKey.objects.filter(retired_at__isnull=True, algorithm=algorithm).first()
     if key is None:
-        key = signing_key_rotate(algorithm=algorithm)
+        key = signing_key_rotate(algorithm=algorithm, reason="algorithm_change")
     loaded = _load(key, with_private=True)
     _active[schema] = (time.monotonic(), loaded)
     _by_kid[(schema, loaded.kid)] = loaded

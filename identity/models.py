@@ -9,6 +9,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 def normalize_email(email: str) -> str:
@@ -147,10 +148,47 @@ class LoginAttempt(models.Model):
 
     class Meta:
         ordering = ["-timestamp", "-id"]
-        indexes = [models.Index(fields=["email", "timestamp"], name="identity_attempt_email_time")]
+        indexes = [
+            models.Index(fields=["email", "timestamp"], name="identity_attempt_email_time"),
+            # The suspicious-activity rules count an address's recent failures on every failure.
+            models.Index(fields=["ip", "timestamp"], name="identity_attempt_ip_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} {'ok' if self.success else self.reason}"
+
+
+class IpBlockQuerySet(models.QuerySet["IpBlock"]):
+    def active(self, now: Any = None) -> "IpBlockQuerySet":
+        """Blocks in force: not lifted and not yet expired."""
+        return self.filter(lifted_at__isnull=True, expires_at__gt=now or timezone.now())
+
+
+class IpBlock(models.Model):
+    """An address refused at the tenant's authentication entry points until `expires_at`
+    (or until an admin lifts it). The row is the truth; Redis holds a copy for the fast check
+    (identity.security)."""
+
+    id = models.BigAutoField(primary_key=True)
+    ip = models.GenericIPAddressField()
+    reason = models.CharField(max_length=64, help_text="The rule that flagged the address.")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    objects = IpBlockQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["ip", "expires_at"], name="identity_ipblock_ip_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.ip} ({self.reason})"
+
+    def is_active(self, now: Any = None) -> bool:
+        return self.lifted_at is None and self.expires_at > (now or timezone.now())
 
 
 class LoginLockout(models.Model):

@@ -172,11 +172,26 @@ def _assignment_changed(*, event: str, user: User, role: Role, branch: Branch | 
         branch_grants_sync(user_id=user.pk, branch=branch)
     _admin_flag_sync(user)
     rbac_changed()
+
+    # The user's assignments before and after, as (role, branch) pairs, for the audit trail.
+    def ordered(pairs: Iterable[list[str | None]]) -> list[list[str | None]]:
+        return sorted(pairs, key=lambda pair: (pair[0] or "", pair[1] or ""))
+
+    held = RoleAssignment.objects.filter(user=user).values_list("role__name", "branch__external_id")
+    after = ordered([name, external_id] for name, external_id in held)
+    changed: list[str | None] = [role.name, branch.external_id if branch else None]
+    before = ordered([*after, changed]) if event == "role.unassigned" else [pair for pair in after if pair != changed]
     audit_record(
         type=event,
         actor=actor,
         target=user,
-        data={"role": role.name, "role_id": role.pk, "branch": branch.external_id if branch else None},
+        data={
+            "role": role.name,
+            "role_id": role.pk,
+            "branch": branch.external_id if branch else None,
+            "before": before,
+            "after": after,
+        },
     )
 
 

@@ -6,6 +6,7 @@ default without a data migration.
 """
 
 import copy
+import ipaddress
 import re
 from typing import Any
 
@@ -39,9 +40,26 @@ DEFAULT_POLICY: dict[str, Any] = {
     "roles": {"system_roles_editable": False},
     "extra_claims": ["employee_id", "branch_id", "restaurant_id"],
     "cors_origins": [],
+    # Suspicious-activity rules (identity.services.security) and the IP block they lead to.
+    "security": {
+        "block_minutes": 60,
+        "accounts_threshold": 10,
+        "accounts_window_minutes": 10,
+        "burst_threshold": 20,
+        "burst_seconds": 10,
+        "block_on": ["failed_logins_across_accounts", "failed_login_burst"],
+        "exempt_networks": [],
+    },
 }
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+# The suspicious-activity rules, by the name their `security.flagged` events carry.
+SECURITY_RULES = (
+    "failed_logins_across_accounts",
+    "failed_login_burst",
+    "refresh_token_reuse",
+    "new_device_after_lockout",
+)
 ON_LIMIT_CHOICES = ("terminate_oldest", "deny_new")
 # Profile fields a tenant may put into access tokens. Never secrets, never permission lists.
 CLAIMABLE_PROFILE_FIELDS = ("employee_id", "branch_id", "restaurant_id", "phone", "full_name")
@@ -147,6 +165,30 @@ class OriginField(serializers.CharField):
         return value
 
 
+class NetworkField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            return str(ipaddress.ip_network(value, strict=False))
+        except ValueError as exc:
+            raise serializers.ValidationError("Use an address or a network such as 203.0.113.0/24.") from exc
+
+
+class SecurityPolicySerializer(StrictSerializer):
+    block_minutes = serializers.IntegerField(min_value=1, max_value=10080)
+    accounts_threshold = serializers.IntegerField(min_value=2, max_value=1000)
+    accounts_window_minutes = serializers.IntegerField(min_value=1, max_value=1440)
+    burst_threshold = serializers.IntegerField(min_value=2, max_value=1000)
+    burst_seconds = serializers.IntegerField(min_value=1, max_value=3600)
+    block_on = serializers.ListField(child=serializers.ChoiceField(choices=SECURITY_RULES), max_length=4)
+    exempt_networks = serializers.ListField(child=NetworkField(max_length=64), max_length=100)
+
+    def validate_block_on(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("List each rule once.")
+        return value
+
+
 class PolicySerializer(StrictSerializer):
     password = PasswordPolicySerializer()
     lockout = LockoutPolicySerializer()
@@ -159,6 +201,7 @@ class PolicySerializer(StrictSerializer):
         child=serializers.ChoiceField(choices=CLAIMABLE_PROFILE_FIELDS), max_length=len(CLAIMABLE_PROFILE_FIELDS)
     )
     cors_origins = serializers.ListField(child=OriginField(), max_length=50)
+    security = SecurityPolicySerializer()
 
     def validate_extra_claims(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):

@@ -143,7 +143,7 @@ def tenant_create(
             password_rules=full_policy["password"],
         )
         audit_record(type="tenant.created", target=tenant, target_id=tenant.schema_name, data={"plan": plan.code})
-        signing_key_rotate(algorithm=full_policy["tokens"]["algorithm"])
+        signing_key_rotate(algorithm=full_policy["tokens"]["algorithm"], reason="first_key")
     audit_record(
         type="tenant.created", actor=actor, target=tenant, target_id=tenant.schema_name, data={"plan": plan.code}
     )

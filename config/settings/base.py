@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "core.middleware.RateLimitHeadersMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "tenants.middleware.TenantMiddleware",
+    "identity.security.IpBlockMiddleware",  # after the tenant: blocks are per tenant
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -249,6 +250,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE = {
     "sessions-cleanup": {"task": "sessions.cleanup", "schedule": 300.0},
     "notifications-outbox-resend": {"task": "notifications.outbox_resend", "schedule": 60.0},
+    "audit-retention": {"task": "audit.retention", "schedule": 3600.0},
 }
 # An email that failed this many times is marked failed (and shown to admins).
 NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)

@@ -20,6 +20,7 @@ from core.context import request_context
 from core.errors import ErrorCode, ProblemError
 from identity.models import LoginAttempt, LoginLockout, User, normalize_email
 from identity.services.audit import audit_record
+from identity.services.security import login_failure_observe, login_success_observe
 from identity.services.tokens import TokenPair, token_pair_issue
 from notifications.kinds import Kind
 from notifications.services import email_kind_send, email_time
@@ -75,6 +76,8 @@ def login_credentials_check(*, email: str, password: str, device: Device, lockou
         user = User.objects.filter(email=email).first()
         if lockout.locked_until and lockout.locked_until > now:
             _record_attempt(email=email, user=user, success=False, reason="locked", device=device)
+            audit_record(type="login.failed", target=user, data={"email": email, "reason": "account_locked"})
+            login_failure_observe(ip=request_context.get().ip)
             retry_after = max(1, int((lockout.locked_until - now).total_seconds() + 0.999))
             refusal = ProblemError(
                 ErrorCode.ACCOUNT_LOCKED, "Too many failed attempts.", headers={"Retry-After": str(retry_after)}
@@ -85,6 +88,7 @@ def login_credentials_check(*, email: str, password: str, device: Device, lockou
             _record_attempt(email=email, user=user, success=False, reason=INVALID_CREDENTIALS, device=device)
             audit_record(type="login.failed", target=user, data={"email": email, "reason": INVALID_CREDENTIALS})
             _lock_if_threshold_reached(lockout=lockout, user=user, now=now, policy=lockout_policy)
+            login_failure_observe(ip=request_context.get().ip)
             refusal = ProblemError(ErrorCode.INVALID_CREDENTIALS, "The email or password is not correct.")
         elif not user.is_active:
             pending = user.email_verified_at is None and user.deactivated_at is None
@@ -93,6 +97,8 @@ def login_credentials_check(*, email: str, password: str, device: Device, lockou
             audit_record(type="login.failed", target=user, data={"email": email, "reason": code.value})
             refusal = ProblemError(code)
         else:
+            # A lock set since the last success or unlock (expired or not) is still recorded here.
+            login_success_observe(user=user, device_id=device.device_id, was_locked=lockout.locked_until is not None)
             lockout.counted_since, lockout.locked_until = now, None
             lockout.save(update_fields=["counted_since", "locked_until"])
             _record_attempt(email=email, user=user, success=True, reason="", device=device)

@@ -20,6 +20,7 @@ from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.selectors import user_role_names
 from identity.services.audit import audit_record
+from identity.services.security import refresh_reuse_observe
 from identity.tokens import IdpAccessToken, IdpRefreshToken, current_tenant, jti_hash, read_token
 from sessions.models import DeviceSession, EndReason
 from sessions.services import sessions_end
@@ -108,6 +109,7 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
             audit_record(
                 type="token.reused", target=user, data={"session_id": str(session.pk), "device_id": session.device_id}
             )
+            refresh_reuse_observe(user=user, session_id=str(session.pk), device_id=session.device_id)
             refusal = ProblemError(ErrorCode.TOKEN_REUSED, "This refresh token was already used; the session ended.")
         else:
             BlacklistedToken.objects.create(token=outstanding)

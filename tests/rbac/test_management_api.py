@@ -530,7 +530,12 @@ def test_assigning_a_role_at_a_branch_answers_201_and_stores_guardian_grants(cas
         assert get_perms(cast.cook, cast.branch_b) == []
     [event] = events("role.assigned")[-1:]
     assert (event.actor_id, event.target_id) == (cast.admin.pk, str(cast.cook.pk))
-    assert event.data == {"role": "Waiter", "role_id": cast.waiter.pk, "branch": "br-a"}
+    assert {key: event.data[key] for key in ("role", "role_id", "branch")} == {
+        "role": "Waiter",
+        "role_id": cast.waiter.pk,
+        "branch": "br-a",
+    }
+    assert ["Waiter", "br-a"] in event.data["after"] and ["Waiter", "br-a"] not in event.data["before"]
 
 
 def test_a_tenant_wide_assignment_has_a_null_branch_and_no_guardian_rows(cast, admin):

@@ -458,11 +458,18 @@ def test_every_change_leaves_its_audit_event_with_actor_target_and_before_after(
     assignment = role_assign(user=cook, role=created, branch=branch, actor=admin)
     event = last_event("role.assigned")
     assert (event.actor_id, event.target_type, event.target_id) == (admin.pk, "user", str(cook.pk))
-    assert event.data == {"role": "Points", "role_id": created.pk, "branch": "br-z"}
+    assert event.data == {
+        "role": "Points",
+        "role_id": created.pk,
+        "branch": "br-z",
+        "before": [],
+        "after": [["Points", "br-z"]],
+    }
 
     role_unassign(assignment=assignment, actor=admin)
     event = last_event("role.unassigned")
     assert (event.actor_id, event.target_id, event.data["branch"]) == (admin.pk, str(cook.pk), "br-z")
+    assert (event.data["before"], event.data["after"]) == ([["Points", "br-z"]], [])
 
     role_pk = created.pk
     role_delete(role=created, actor=admin)

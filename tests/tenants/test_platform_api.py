@@ -61,7 +61,7 @@ def test_operator_creates_a_tenant_with_its_schema_domain_and_first_admin(operat
         assert admin.check_password(STRONG_PASSWORD)
         assert admin.must_change_password is False  # the operator chose it
         events = set(AuditEvent.objects.values_list("type", flat=True))
-        assert events == {"user.created", "role.assigned", "tenant.created"}
+        assert events == {"user.created", "role.assigned", "tenant.created", "signing_key.rotated"}
         assert user_role_names(admin) == ["Admin"]
     assert AuditEvent.objects.filter(type="tenant.created", target_id="pizzaco").exists()
 

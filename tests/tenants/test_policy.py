@@ -94,6 +94,16 @@ def test_the_defaults_match_the_shape_documented_in_api_md() -> None:
         "roles": {"system_roles_editable": False},
         "extra_claims": ["employee_id", "branch_id", "restaurant_id"],
         "cors_origins": [],
+        # Added beside API.md's shape: the suspicious-activity rules and IP blocks (docs/audit.md).
+        "security": {
+            "block_minutes": 60,
+            "accounts_threshold": 10,
+            "accounts_window_minutes": 10,
+            "burst_threshold": 20,
+            "burst_seconds": 10,
+            "block_on": ["failed_logins_across_accounts", "failed_login_burst"],
+            "exempt_networks": [],
+        },
     }
 
 

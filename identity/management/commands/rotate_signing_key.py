@@ -11,7 +11,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django_tenants.utils import tenant_context
 
 from identity.keys import signing_key_rotate
-from identity.services.audit import audit_record
 from tenants.models import Tenant
 
 
@@ -29,6 +28,5 @@ class Command(BaseCommand):
                 raise CommandError(f"No tenant {slug!r}.")
         for tenant in tenants:
             with tenant_context(tenant):
-                key = signing_key_rotate()
-                audit_record(type="signing_key.rotated", target=key, target_id=key.kid, data={"alg": key.algorithm})
+                key = signing_key_rotate()  # records signing_key.rotated
             self.stdout.write(f"{tenant.schema_name}: new {key.algorithm} key {key.kid}")
