@@ -21,8 +21,9 @@ from console.mixins import (
     shown_once_response,
 )
 from console.sites import OPERATOR, platform_console, tenant_console
-from identity.models import AuditEvent, LoginAttempt, User
+from identity.models import AuditEvent, IpBlock, LoginAttempt, User
 from identity.passwords import password_generate
+from identity.services.security import ip_block_lift
 from identity.services.users import RoleGrant, user_admin_unlock, user_create, user_deactivate, user_update
 from rbac.catalog import Perm
 from rbac.models import Branch, Role, RoleAssignment
@@ -332,6 +333,36 @@ class AuditEventAdmin(CsvExportMixin, ConsoleModelAdmin):
     )
     show_full_result_count = False
     change_list_template = CSV_CHANGE_LIST_TEMPLATE
+
+
+@admin.register(IpBlock, site=tenant_console)
+class IpBlockAdmin(ConsoleModelAdmin):
+    """Addresses the suspicious-activity rules blocked: read-only, lifted through the same
+    service as `DELETE /api/v1/security/ip-blocks/<id>/` (audited as `ip.unblocked`)."""
+
+    permission_codes: ClassVar[dict[str, str | None]] = {"view": Perm.AUDIT_VIEW}
+    list_display = ["ip", "reason", "created_at", "expires_at", "in_force", "lifted_at", "lifted_by"]
+    list_filter = ["reason", "created_at"]
+    search_fields = ["=ip"]
+    readonly_fields = ["ip", "reason", "data", "created_at", "expires_at", "lifted_at", "lifted_by"]
+    fields = readonly_fields
+    actions = ["lift_blocks"]
+
+    @admin.display(boolean=True, description="in force")
+    def in_force(self, block: IpBlock) -> bool:
+        return block.is_active()
+
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return self.admin_site.allows(request, Perm.USERS_EDIT)  # type: ignore[attr-defined]
+
+    @admin.action(description="Lift the selected blocks", permissions=["lift"])
+    def lift_blocks(self, request: HttpRequest, queryset: Any) -> None:
+        self.apply_service(
+            request,
+            queryset,
+            lambda block: ip_block_lift(block=block, actor=console_actor(request)),
+            done="Lifted",
+        )
 
 
 for site in (tenant_console, platform_console):

@@ -10,7 +10,7 @@ from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from identity.models import AuditEvent, LoginLockout, User
+from identity.models import AuditEvent, IpBlock, LoginLockout, User
 from rbac.catalog import ADMIN, EMPLOYEE, MANAGER
 from rbac.models import Branch, PermissionCode, Role, RoleAssignment, ServiceClient
 from rbac.services import role_assign
@@ -427,3 +427,40 @@ def test_a_temporary_password_given_to_user_create_must_meet_the_policy(cast, te
 
     assert refused.value.code == ErrorCode.PASSWORD_POLICY
     assert not in_acme(lambda: User.objects.filter(email=NEW_EMAIL).exists())
+
+
+# --- IP blocks ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ip_block(cast) -> IpBlock:
+    with schema_context("acme"):
+        return IpBlock.objects.create(
+            ip="203.0.113.9", reason="failed_logins_across_accounts", expires_at=timezone.now() + timedelta(hours=1)
+        )
+
+
+def test_lifting_an_ip_block_from_the_list_goes_through_the_service_and_is_audited(cast, ip_block):
+    response = run_action(console_client(cast.admin), "/admin/identity/ipblock/", "lift_blocks", ip_block.pk)
+
+    assert "Lifted: 1." in messages_of(response)
+    with schema_context("acme"):
+        ip_block.refresh_from_db()
+    assert ip_block.lifted_at is not None and ip_block.lifted_by_id == cast.admin.pk
+    [event] = events("ip.unblocked")
+    assert event.actor_id == cast.admin.pk and event.data["ip"] == "203.0.113.9"
+
+
+def test_an_auditor_sees_ip_blocks_but_cannot_lift_them(cast, ip_block):
+    client = console_client(cast.auditor)
+
+    listing = client.get("/admin/identity/ipblock/")
+    refused = run_action(client, "/admin/identity/ipblock/", "lift_blocks", ip_block.pk)
+
+    assert listing.status_code == 200 and "203.0.113.9" in listing.content.decode()
+    assert b"lift_blocks" not in listing.content
+    assert "Lifted" not in " ".join(messages_of(refused))
+    with schema_context("acme"):
+        ip_block.refresh_from_db()
+    assert ip_block.lifted_at is None
+    assert not events("ip.unblocked")
