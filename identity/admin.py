@@ -344,8 +344,8 @@ class IpBlockAdmin(ConsoleModelAdmin):
     list_display = ["ip", "reason", "created_at", "expires_at", "in_force", "lifted_at", "lifted_by"]
     list_filter = ["reason", "created_at"]
     search_fields = ["=ip"]
+    fields = ["ip", "reason", "data", "created_at", "expires_at", "lifted_at", "lifted_by"]
     readonly_fields = ["ip", "reason", "data", "created_at", "expires_at", "lifted_at", "lifted_by"]
-    fields = readonly_fields
     actions = ["lift_blocks"]
 
     @admin.display(boolean=True, description="in force")
