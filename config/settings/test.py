@@ -26,6 +26,11 @@ CACHES = {"default": redis_cache(REDIS_URL)}
 CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = True
 
+# WhiteNoise serves the apps' static files straight from their folders (no collectstatic),
+# as with DEBUG in development: the docs and admin pages load their scripts in tests too.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "identity.hashers.ClientSecretSHA256Hasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}
