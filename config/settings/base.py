@@ -140,7 +140,8 @@ DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
 # views named in DB_LONG_RUNNING_VIEWS (URL names, with their namespace if any) for their
 # whole request (core.middleware.StatementTimeoutMiddleware).
 DB_LONG_STATEMENT_TIMEOUT_MS = env_int("DB_LONG_STATEMENT_TIMEOUT_MS", 300000)
-DB_LONG_RUNNING_VIEWS = env_list("DB_LONG_RUNNING_VIEWS", [])
+# Tenant creation clones the template schema in one statement, which may take seconds.
+DB_LONG_RUNNING_VIEWS = env_list("DB_LONG_RUNNING_VIEWS", ["platform-tenant-list"])
 
 
 DATABASE_URL = env_str("DATABASE_URL", "")

@@ -86,8 +86,10 @@ def console_client(committed_tenant: Tenant) -> Client:
     return client
 
 
-def test_every_connection_starts_with_the_configured_statement_timeout():
-    assert current_timeout() == "5s"
+def test_every_new_connection_starts_with_the_configured_statement_timeout(settings):
+    settings.DB_STATEMENT_TIMEOUT_MS = 4000
+
+    assert on_own_connection(current_timeout) == "4s"
 
 
 def test_an_api_query_over_the_timeout_answers_503_query_timeout_without_internals(settings, admin_client):
