@@ -62,6 +62,12 @@ def test_the_services_others_wait_on_have_health_checks(services):
         assert services[name]["healthcheck"]["test"], name
 
 
+def test_the_containers_without_a_web_server_replace_the_images_http_health_check(services):
+    assert "celery -A config inspect ping" in services["worker"]["healthcheck"]["test"][1]
+    assert services["beat"]["healthcheck"] == {"disable": True}
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+
+
 def test_the_web_health_check_asks_a_real_probe_path(services):
     command = " ".join(services["web"]["healthcheck"]["test"])
 
