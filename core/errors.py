@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    QUERY_TIMEOUT = "query_timeout"
 
 
 # code -> (usual HTTP status, title, message safe to show an end user)
@@ -73,6 +74,7 @@ ERROR_CATALOG: dict[ErrorCode, tuple[int, str, str]] = {
     ErrorCode.THROTTLED: (429, "Too many requests", "Too many requests. Try again shortly."),
     ErrorCode.SERVER_ERROR: (500, "Server error", "Something went wrong on our side. Please try again."),
     ErrorCode.SERVICE_UNAVAILABLE: (503, "Service unavailable", "The service is unavailable. Please try again."),
+    ErrorCode.QUERY_TIMEOUT: (503, "Query timed out", "The service is busy. Please try again shortly."),
 }
 
 

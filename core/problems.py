@@ -10,6 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
 
+from core.db import is_query_timeout
 from core.errors import ERROR_CATALOG, ErrorCode, ProblemError
 
 logger = logging.getLogger("idp.errors")
@@ -108,7 +109,15 @@ def problem_from_exception(exc: BaseException) -> JsonResponse | None:
         return problem_response(ErrorCode.THROTTLED, str(exc.detail), headers=headers)
     if isinstance(exc, SuspiciousOperation):
         return problem_response(ErrorCode.INVALID_REQUEST, "The request could not be accepted.")
+    if is_query_timeout(exc):
+        return query_timeout_response()
     return None
+
+
+def query_timeout_response() -> JsonResponse:
+    # Logged without the statement: its parameters may hold personal data.
+    logger.warning("A database statement ran past its statement_timeout and was cancelled.")
+    return problem_response(ErrorCode.QUERY_TIMEOUT, "A database query took too long and was cancelled.")
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:

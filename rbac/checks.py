@@ -35,7 +35,7 @@ EXEMPT_VIEWS: dict[str, str] = {
     # drf-spectacular's views are DRF views, but their permission is the package's own
     # setting (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"], AllowAny by default).
     "drf_spectacular.views.SpectacularAPIView": _DOCS,
-    "drf_spectacular.views.SpectacularSwaggerView": _DOCS,
+    "drf_spectacular.views.SpectacularSwaggerSplitView": _DOCS,
     "drf_spectacular.views.SpectacularRedocView": _DOCS,
     "identity.web_passwords.reset_password_page": (
         "server-rendered page an emailed link opens; the single-use reset token it posts is the "

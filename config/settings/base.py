@@ -46,6 +46,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -83,19 +84,27 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # forgets it on set_tenant, rollback and savepoint rollback, where PostgreSQL does too).
 TENANT_LIMIT_SET_CALLS = True
 
+# Outermost first. The security headers wrap everything, so that even the early refusals
+# (413, 411, 404 `tenant_not_found`) carry them; CORS comes after the tenant is known, since
+# the allowlist is the tenant's.
 MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "core.middleware.SecurityHeadersMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestContextMiddleware",
     "core.middleware.RateLimitHeadersMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "tenants.middleware.TenantMiddleware",
-    "identity.security.IpBlockMiddleware",  # after the tenant: blocks are per tenant
-    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    # After the tenant (blocks are per tenant) and CORS (a browser may read the refusal).
+    "identity.security.IpBlockMiddleware",
+    "core.middleware.StatementTimeoutMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls_tenant"
@@ -126,6 +135,19 @@ def database_from_url(url: str) -> dict:
     config = dict(dj_database_url.parse(url, engine=DATABASE_ENGINE, conn_max_age=DATABASE_CONN_MAX_AGE))
     config["CONN_HEALTH_CHECKS"] = True
     return config
+
+
+# Every SQL statement is cut off after this many milliseconds (0: no limit), so one slow query
+# cannot hold a worker thread and a connection; the request answers 503 `query_timeout`.
+# core.db sets it on each new connection with SET (not the `options` startup parameter,
+# which PgBouncer does not pass on). The migrate job runs with 0.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5000)
+# The limit for long operations: streaming responses (CSV exports) while they stream, and the
+# views named in DB_LONG_RUNNING_VIEWS (URL names, with their namespace if any) for their
+# whole request (core.middleware.StatementTimeoutMiddleware).
+DB_LONG_STATEMENT_TIMEOUT_MS = env_int("DB_LONG_STATEMENT_TIMEOUT_MS", 300000)
+# Tenant creation clones the template schema in one statement, which may take seconds.
+DB_LONG_RUNNING_VIEWS = env_list("DB_LONG_RUNNING_VIEWS", ["platform-tenant-list"])
 
 
 DATABASE_URL = env_str("DATABASE_URL", "")
@@ -200,6 +222,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# `manage.py collectstatic` gathers the admin's and the API docs' files here (the image does
+# it at build time); WhiteNoise serves them from the web process with far-future caching
+# for the hashed names (production settings), so no separate file server or CDN is needed.
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = BASE_DIR / "media"
@@ -207,6 +232,46 @@ MEDIA_ROOT = BASE_DIR / "media"
 # Requests larger than this are refused with 413 `payload_too_large` (pictures are 2 MB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024
+
+# --- Security headers (docs/hardening.md) ---------------------------------------------------
+# Django's SecurityMiddleware sends these on every response; production adds HSTS.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# Not no-referrer: browsers then send `Origin: null` on same-origin form posts, which fails
+# the admin's CSRF check. The token-carrying pages narrow it further (identity templates).
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy per kind of response (core.middleware.SecurityHeadersMiddleware).
+# `{nonce}` is replaced by a fresh value per response, exposed to templates as
+# `request.csp_nonce` for the few inline <style> blocks of our own pages.
+CSP_API = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+CSP_HTML = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# Swagger UI and ReDoc (drf-spectacular with the sidecar, served from 'self'): scripts come
+# only from files (Swagger's initialiser through SpectacularSwaggerSplitView), but both
+# libraries set inline styles at run time and ReDoc renders in a blob: worker.
+CSP_API_DOCS = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; worker-src 'self' blob:; form-action 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+CSP_API_DOCS_PATHS = ("/api/docs/", "/api/redoc/")
+
+# --- CORS (django-cors-headers, per tenant: core.cors) ----------------------------------------
+# No global allowlist: core.cors allows an origin only if it is in the requesting tenant's
+# policy `cors_origins`, only on a tenant host and only under CORS_TENANT_PATHS. The regex
+# below matches no path, so the package enables CORS through that check alone.
+CORS_URLS_REGEX = r"^$"
+CORS_TENANT_PATHS = ("/api/v1/", "/.well-known/")
+CORS_ALLOWED_ORIGINS: list[str] = []
+# Bearer tokens in the Authorization header, never cookies: credentialed requests are not allowed.
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-request-id")
+CORS_EXPOSE_HEADERS = ("X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+CORS_PREFLIGHT_MAX_AGE = 600
 
 # --- REST framework and OpenAPI --------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -26,6 +26,16 @@ CACHES = {"default": redis_cache(REDIS_URL)}
 CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = True
 
+# No statement timeout for the test run itself: creating and dropping the test database,
+# migrating and cloning schemas on a busy shared machine must not be cut off (a DROP DATABASE
+# cancelled half-way leaves an invalid database behind). tests/hardening sets limits itself.
+DB_STATEMENT_TIMEOUT_MS = 0
+
+# WhiteNoise serves the apps' static files straight from their folders (no collectstatic),
+# as with DEBUG in development: the docs and admin pages load their scripts in tests too.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "identity.hashers.ClientSecretSHA256Hasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}
