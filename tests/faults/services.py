@@ -93,13 +93,18 @@ class PrivatePostgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, program: str, *args: str) -> None:
-        subprocess.run(  # noqa: S603 (the wheel's binaries, our arguments)
+        result = subprocess.run(  # noqa: S603 (the wheel's binaries, our arguments)
             [str(PG_BIN / program), *args],
-            check=True,
             capture_output=True,
+            text=True,
             timeout=60,
+            check=False,
             user=PG_SYSTEM_USER if _as_root() else None,
         )
+        if result.returncode != 0:
+            log = self.data / "server.log"
+            server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise AssertionError(f"{program} {' '.join(args)} failed:\n{result.stdout}{result.stderr}\n{server_log}")
 
     def init(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
