@@ -1,5 +1,7 @@
 """Private servers the fault tests may stop: a Redis and a PostgreSQL of their own."""
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +21,16 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres(tmp_path / "postgres")
-    server.init()
-    server.start()
+def private_postgres() -> Iterator[PrivatePostgres]:
+    # Not under tmp_path: as root the server runs as another user, and every pytest run that
+    # starts (any checkout's) makes /tmp/pytest-of-root private to root again.
+    directory = Path(tempfile.mkdtemp(prefix="idp-faults-postgres-"))
+    server = PrivatePostgres(directory)
     try:
+        server.init()
+        server.start()
         yield server
     finally:
         if server.running():
             server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
