@@ -36,7 +36,7 @@ from tests.conftest import SHARED_ADMIN_EMAIL, login_tokens
 
 TENANT_HOST = "acme.idp.test"
 PUBLIC_HOST = "idp.test"
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("FUZZ_RANDOM", "") == "1"
 
 # Not run: positive_data_acceptance, because many schema-valid requests are refused for
