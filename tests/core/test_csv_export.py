@@ -1,3 +1,6 @@
+from collections.abc import Iterator
+from typing import cast
+
 from core.csv_export import csv_lines, csv_streaming_response
 
 
@@ -18,7 +21,7 @@ def test_csv_streaming_response_streams_rows_as_they_are_produced():
     response = csv_streaming_response(header=["n"], rows=rows(), filename="numbers.csv")
 
     assert produced == []  # nothing produced before the body is read
-    chunks = iter(response.streaming_content)
+    chunks = iter(cast(Iterator[bytes], response.streaming_content))  # a sync response's stream
     assert next(chunks) == b"n\r\n"
     assert next(chunks) == b"0\r\n"
     assert produced == [0]
