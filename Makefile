@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: run test lint format migrate install stop-db clean-data bench
+.PHONY: run test lint format migrate install stop-db clean-data bench fuzz soak
 
 $(STAMP): requirements/base.txt requirements/dev.txt requirements/prod.txt
 	@command -v $(PYTHON) >/dev/null || (echo "$(PYTHON) not found; set PYTHON=python3.x (3.11+)"; exit 1)
@@ -46,6 +46,20 @@ bench: $(STAMP)
 	QUICK=$(QUICK) $(PY) bench/authz_check.py || status=1; \
 	QUICK=$(QUICK) $(PY) bench/session_check.py || status=1; \
 	exit $$status
+
+# The fuzz tests of `make test` (tests/fuzz: schemathesis against the OpenAPI documents, a
+# few deterministic examples per operation) with FUZZ_EXAMPLES random examples each (about
+# 8 minutes on 2 cores at 300).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/pytest -p no:cacheprovider tests/fuzz $(PYTEST_ARGS)
+
+# Mixed logins, refreshes and permission checks against gunicorn with the production
+# settings for SOAK_SECONDS on 127.0.0.1; fails on any error but throttling, or when a
+# worker's memory grows past the bound (bench/soak.py).
+SOAK_SECONDS ?= 180
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.views import set_rollback
@@ -17,6 +18,9 @@ logger = logging.getLogger("idp.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 WWW_AUTHENTICATE = 'Bearer realm="idp"'
+# How long a client should wait before trying again when the database cannot be reached
+# (a restart or a failover takes seconds).
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def problem_type(code: ErrorCode) -> str:
@@ -111,6 +115,8 @@ def problem_from_exception(exc: BaseException) -> JsonResponse | None:
         return problem_response(ErrorCode.INVALID_REQUEST, "The request could not be accepted.")
     if is_query_timeout(exc):
         return query_timeout_response()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return database_unavailable(exc)
     return None
 
 
@@ -118,6 +124,18 @@ def query_timeout_response() -> JsonResponse:
     # Logged without the statement: its parameters may hold personal data.
     logger.warning("A database statement ran past its statement_timeout and was cancelled.")
     return problem_response(ErrorCode.QUERY_TIMEOUT, "A database query took too long and was cancelled.")
+
+
+def database_unavailable(exc: BaseException) -> JsonResponse:
+    """PostgreSQL cannot be reached (down, restarting, failing over) or dropped the
+    connection: the client may retry, so 503 with Retry-After rather than a 500. Whatever the
+    request was doing rolled back with the connection; nothing was half done."""
+    logger.error("Database unavailable: %s", exc.__class__.__name__)
+    return problem_response(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        "The database is unavailable. Try again shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:

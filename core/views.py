@@ -1,11 +1,13 @@
 """Health probes and Django's error handlers, all answering in problem JSON."""
 
 import logging
+import sys
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -13,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode
-from core.problems import problem_from_exception, problem_response
+from core.problems import database_unavailable, problem_from_exception, problem_response
 from rbac.permissions import MethodPermissions
 
 logger = logging.getLogger("idp.health")
@@ -116,9 +118,15 @@ def page_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
     return problem_response(ErrorCode.NOT_FOUND, "No such endpoint or object.")
 
 
+@csrf_exempt  # a 404 changes nothing; without this a POST to an unknown path got CSRF's 403 HTML page
 def api_path_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
     return page_not_found(request, Http404())
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
+    # Django calls this inside its `except` block, so the exception is at hand. A database
+    # outage met outside DRF (the tenant lookup in TenantMiddleware) is a 503, not a 500.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return database_unavailable(exc)
     return problem_response(ErrorCode.SERVER_ERROR, "An unexpected error occurred.")

@@ -166,7 +166,9 @@ def service_client_revoke(*, client: ServiceClient, actor: User | None) -> bool:
 def service_client_authenticate(*, client_id: str, client_secret: str) -> ServiceClient:
     """The active client with this id and secret, else 401 invalid_credentials: one answer,
     and one hash computed, for an unknown id, a wrong secret and a revoked client."""
-    client = ServiceClient.objects.filter(client_id=client_id).first() if client_id else None
+    # No id holds a NUL (PostgreSQL refuses one in a query): such an id is unknown, not a 500.
+    known_shape = bool(client_id) and "\x00" not in client_id
+    client = ServiceClient.objects.filter(client_id=client_id).first() if known_shape else None
     matches = check_password(client_secret, client.secret_hash if client else _unknown_client_hash())
     if client is None or not matches or not client.is_active:
         # The Basic challenge (RFC 6749 5.2): this is client authentication, not a bearer token.

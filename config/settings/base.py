@@ -289,7 +289,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Documents every operation's problem responses beside its successes (core/openapi.py).
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.ProblemAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -134,6 +134,14 @@ class ServiceClientView(APIView):
     authentication_classes = [ClientCredentialsAuthentication]
     permission_classes = [MethodPermissions]
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # The method is judged before the client's credentials: they may be in the body,
+        # and a TRACE or PUT carrying a body would otherwise be refused for its credentials
+        # (400, 401) instead of its method (405).
+        if request.method is None or request.method.lower() not in {m.lower() for m in self.allowed_methods}:
+            self.http_method_not_allowed(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)
+
     def token_from_body(self, request: Request) -> str:
         serializer = OAuthTokenBodySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -23,6 +23,8 @@ class DeviceSessionSerializer(serializers.ModelSerializer):
             "end_reason",
         ]
         read_only_fields = fields
+        # Only ended sessions carry these (see to_representation); core.openapi reads this.
+        optional_fields = ["ended_at", "end_reason"]
 
     def get_current(self, session: DeviceSession) -> bool:
         return str(session.pk) == self.context.get("current_session_id")
