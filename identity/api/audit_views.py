@@ -77,6 +77,13 @@ class AuditListView(generics.GenericAPIView):
     csv_columns: Sequence[str]
     csv_filename: str
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # Only GET streams CSV; anything else (OPTIONS' metadata) is answered in JSON.
+        if request.method not in ("GET", "HEAD"):
+            renderer = renderers.JSONRenderer()
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     def within_branches(self) -> frozenset[str] | None:
         """The branches where the caller holds audit.view; None when held tenant-wide."""
         scope = effective_permissions(cast(User, self.request.user).pk).scope(Perm.AUDIT_VIEW)

@@ -437,3 +437,12 @@ def test_a_large_export_streams_without_loading_the_rows_into_memory(admin):
 
     assert lines == LARGE_EXPORT_ROWS + 1  # the header and every row
     assert streamed_peak < loaded_peak / 4, (streamed_peak, loaded_peak)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit/events/", "/api/v1/audit/login-attempts/"])
+def test_options_with_format_csv_describes_the_endpoint_in_json(admin, path):
+    response = admin.options(f"{path}?format=csv", HTTP_ACCEPT="text/csv")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["name"]
