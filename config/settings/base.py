@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import argon2_costs_check, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -157,7 +157,18 @@ AUTHENTICATION_BACKENDS = [
 # django-guardian would create an "AnonymousUser" row in every schema; anonymous callers
 # never hold object permissions here.
 ANONYMOUS_USER_NAME = None
+# People's passwords: argon2id with the deployment's costs (identity.hashers, where the
+# defaults are explained). Never below OWASP's minimum (t=2, m=19 MiB, p=1): a weaker setting
+# stops the start-up. Django's Argon2 and PBKDF2 stay to verify older hashes, which are
+# rehashed with the first entry at the next login.
+IDP_ARGON2_TIME_COST = env_int("IDP_ARGON2_TIME_COST", 2)
+IDP_ARGON2_MEMORY_COST_KIB = env_int("IDP_ARGON2_MEMORY_COST_KIB", 19456)
+IDP_ARGON2_PARALLELISM = env_int("IDP_ARGON2_PARALLELISM", 1)
+argon2_costs_check(
+    time_cost=IDP_ARGON2_TIME_COST, memory_cost_kib=IDP_ARGON2_MEMORY_COST_KIB, parallelism=IDP_ARGON2_PARALLELISM
+)
 PASSWORD_HASHERS = [
+    "identity.hashers.TunedArgon2idHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     # Service-client secrets only (random 32 bytes; see its docstring). Never first: the
