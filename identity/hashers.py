@@ -6,10 +6,13 @@ per deployment, and a fast hasher for service-client secrets only.
 Django's Argon2PasswordHasher has fixed costs (t=2, m=100 MiB, p=8 in Django 5.2). Here the
 costs come from the environment (IDP_ARGON2_TIME_COST, IDP_ARGON2_MEMORY_COST_KIB,
 IDP_ARGON2_PARALLELISM; config/settings/base.py refuses anything weaker than OWASP's minimum,
-t=2 with m=19 MiB, counted as memory x passes). The default is that minimum with p=1: one
-login then costs one core for one hash and never competes with other requests for a second
-core, so a deployment knows its login capacity (cores / time of one hash; `make bench`
-measures it) and raises the cost where it has cores to spare.
+t=2 with m=19 MiB, counted as memory x passes). The default keeps the memory and passes of
+Django's default, which this project used until the costs became settings (t=2, m=100 MiB:
+five times OWASP's minimum), in one lane (p=1) instead of eight: a login then costs one core
+for one hash and never takes a second core from other requests, so a deployment knows its
+login capacity (cores / time of one hash; `make bench` measures it: about 110 ms, 9 logins/s
+per core on the benchmark machine) and can lower the cost towards OWASP's minimum (about
+20 ms) where logins matter more than the margin above it.
 
 Its algorithm name is "argon2id", not Django's "argon2", so that both can be installed:
 Django's hasher stays in PASSWORD_HASHERS to verify hashes made before (by Django's costs),

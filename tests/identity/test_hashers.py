@@ -33,11 +33,11 @@ def argon2_costs(encoded: str) -> tuple[str, int, int, int]:
     return params.type.name, params.time_cost, params.memory_cost, params.parallelism
 
 
-def test_the_default_password_hash_is_argon2id_at_owasps_minimum(production_hashers):
+def test_the_default_password_hash_is_argon2id_with_djangos_memory_and_passes_in_one_lane(production_hashers):
     encoded = make_password(PASSWORD)
 
     assert encoded.startswith("argon2id$argon2id$")
-    assert argon2_costs(encoded) == ("ID", 2, 19456, 1)
+    assert argon2_costs(encoded) == ("ID", 2, 102400, 1)
     assert check_password(PASSWORD, encoded)
     assert not check_password("Wrong-Horse-9!", encoded)
 
@@ -68,7 +68,7 @@ def test_a_hash_made_by_djangos_argon2_verifies_and_is_rehashed_with_the_tuned_c
     assert check_password(PASSWORD, old, setter=lambda raw: rehashed.append(make_password(raw)))
 
     assert len(rehashed) == 1
-    assert argon2_costs(rehashed[0]) == ("ID", 2, 19456, 1)
+    assert argon2_costs(rehashed[0]) == ("ID", 2, 102400, 1)
     assert check_password(PASSWORD, rehashed[0])
 
 
