@@ -72,6 +72,9 @@ PUBLIC_SCHEMA_NAME = "public"
 # migration (see docs/decisions.md, "Tenant provisioning").
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
+# migrate_schemas leaves out the schemas that already record every migration (one query over
+# all of them first), whichever executor runs the rest.
+GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("TENANT_MIGRATION_PROCESSES", 2)
 TENANT_MULTIPROCESSING_CHUNKS = env_int("TENANT_MIGRATION_CHUNKS", 2)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
