@@ -130,7 +130,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
     clients = args.clients or 2 * workers
     if args.quick:
         return Plan(True, 0.5, 1.0, 3, 120, 12, 20, 30, 10_000, 1.0, workers, clients)
-    return Plan(False, 2.0, 2.5, 7, 400, 60, 100, TENANTS, USERS, 3.0, workers, clients)
+    return Plan(False, 1.5, 2.0, 7, 400, 40, 100, TENANTS, USERS, 3.0, workers, clients)
 
 
 def step(text: str) -> None:
@@ -782,7 +782,7 @@ def main() -> int:
         # user's permissions from the database (the cold path, the one that could grow with
         # the tables); the logins, as in idle_latency, on their own.
         measure_latency(port, plan.scale_users, scale[0::2], {}, report)
-        measure_latency(port, plan.scale_users, scale[1::2], {}, report)
+        measure_latency(port, plan.login_pairs, scale[1::2], {}, report)
         lap("scale latency")
 
         print(f"no-op migrate_schemas over {plan.tenants + 2} schemas ...", flush=True)
