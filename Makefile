@@ -37,15 +37,12 @@ lint: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_tenant --file /dev/null
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py spectacular --validate --fail-on-warn --urlconf config.urls_public --file /dev/null
 
-# The benchmarks: the permission-check API (bench/authz_check.py) and the per-request session
-# check (bench/session_check.py). Each runs a real gunicorn on 127.0.0.1 on a fresh database
-# it drops afterwards; results in bench/results/. QUICK=1 for shorter runs. Both always run;
-# the target fails if either missed its target.
+# The benchmark suite (bench/suite.py): every hot path through a real gunicorn on 127.0.0.1
+# with the production settings, on a fresh database it drops afterwards; one table printed,
+# JSON and Markdown in bench/results/. QUICK=1: every row, scaled down (under 2 minutes).
+# Fails if a target is missed.
 bench: $(STAMP)
-	@status=0; \
-	QUICK=$(QUICK) $(PY) bench/authz_check.py || status=1; \
-	QUICK=$(QUICK) $(PY) bench/session_check.py || status=1; \
-	exit $$status
+	QUICK=$(QUICK) $(PY) bench/suite.py
 
 # The fuzz tests of `make test` (tests/fuzz: schemathesis against the OpenAPI documents, a
 # few deterministic examples per operation) with FUZZ_EXAMPLES random examples each (about

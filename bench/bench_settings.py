@@ -1,6 +1,7 @@
-"""Settings of the session-check benchmark's server (bench/session_check.py), and of nothing
-else: production settings, with a URLconf that adds one bench-only path serving whoami
-without the session check. No deployment, test or management command uses this module."""
+"""Settings of the benchmark suite's server (bench/suite.py), and of nothing else: production
+settings, with a URLconf that adds one bench-only path serving whoami without the session
+check (the suite's "session check's own cost" row). No deployment, test or management
+command uses this module."""
 
 from config.settings.prod import *  # noqa: F403
 

@@ -1,7 +1,7 @@
-"""What the benchmarks share: a fresh database and Redis, a real gunicorn on 127.0.0.1, a
-cheap keep-alive HTTP/1.1 client, load from separate processes, latency on one connection,
-and the Markdown table of the results. Each benchmark (bench/authz_check.py,
-bench/session_check.py) seeds its tenant, chooses its workloads and judges its targets.
+"""The benchmark suite's machinery (bench/suite.py): a fresh database and Redis, a real
+gunicorn on 127.0.0.1, a cheap keep-alive HTTP/1.1 client, load from separate processes
+(with the server workers' CPU time read from /proc), the password hasher driven alone,
+latency on one connection, and the Markdown table of the results.
 """
 
 import json
@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,57 +82,112 @@ def http_request(
 
 @dataclass(frozen=True)
 class Workload:
-    """Requests of one kind and how to tell a right answer."""
+    """Requests of one kind and how to tell a right answer. A chained workload (`chain`)
+    builds each request from a token that the previous answer gave (refresh rotation): each
+    load process owns its share of the tokens and hands back the ones it ends with."""
 
     name: str
     requests: tuple[bytes, ...]
     expect: bytes  # a fragment every right answer holds
+    chain: Callable[[str], bytes] | None = None
 
 
-def _drive(port: int, workload: Workload, seconds: float, start_at: float, queue: Any) -> None:
-    """One load process: one keep-alive connection, requests back to back until the end."""
+@dataclass
+class Phase:
+    """One workload driven for a while: requests per second, the server workers' CPU time,
+    latencies under load (seconds) and, for a chained workload, the tokens it ended with."""
+
+    rps: float
+    count: int
+    errors: int
+    cpu_seconds: float
+    latencies: list[float]
+    tokens: list[str]
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.count / self.cpu_seconds if self.cpu_seconds else 0.0
+
+
+def _next_token(body: bytes) -> str:
+    return str(json.loads(body)["refresh"])
+
+
+def _drive(
+    port: int, workload: Workload, seconds: float, start_at: float, queue: Any, first: int, step: int, tokens: list[str]
+) -> None:
+    """One load process: one keep-alive connection, requests back to back until the end.
+    It sends requests first, first + step, ... (the processes interleave, so no two send the
+    same request at once and a run walks through the list)."""
     conn = Connection(port)
     while time.time() < start_at:
         time.sleep(0.001)
     count = errors = 0
+    timings: list[float] = []
     deadline = time.perf_counter() + seconds
-    requests = workload.requests
+    requests, chain = workload.requests, workload.chain
     began = time.perf_counter()
     while time.perf_counter() < deadline:
-        status, body = conn.request(requests[count % len(requests)])
+        if chain is not None:
+            slot = count % len(tokens)
+            raw = chain(tokens[slot])
+        else:
+            raw = requests[(first + step * count) % len(requests)]
+        sent = time.perf_counter()
+        status, body = conn.request(raw)
+        timings.append(time.perf_counter() - sent)
         count += 1
         if status != 200 or workload.expect not in body:
             errors += 1
-    queue.put((count, errors, time.perf_counter() - began))
+        elif chain is not None:
+            tokens[slot] = _next_token(body)
+    queue.put((first, count, errors, time.perf_counter() - began, timings, tokens))
     conn.close()
 
 
-def throughput(port: int, workload: Workload, seconds: float, clients: int) -> tuple[float, int, int]:
-    """Requests per second of `clients` processes hammering the server for `seconds`."""
+def throughput(
+    port: int,
+    workload: Workload,
+    seconds: float,
+    clients: int,
+    *,
+    workers: list[int],
+    offset: int = 0,
+    tokens: list[str] | None = None,
+) -> Phase:
+    """`clients` processes hammering the server for `seconds`. Plain workloads start at
+    request `offset`; a chained one splits `tokens` between the processes."""
     context = mp.get_context("fork")
     queue = context.Queue()
+    shares = [list((tokens or [])[index::clients]) for index in range(clients)]
     start_at = time.time() + 0.3  # every process connected before the clock starts
     processes = [
-        context.Process(target=_drive, args=(port, workload, seconds, start_at, queue)) for _ in range(clients)
+        context.Process(
+            target=_drive, args=(port, workload, seconds, start_at, queue, offset + index, clients, shares[index])
+        )
+        for index in range(clients)
     ]
     for process in processes:
         process.start()
-    results = [queue.get(timeout=seconds + 60) for _ in processes]
+    cpu_before = cpu_seconds(workers)
+    results = sorted((queue.get(timeout=seconds + 60) for _ in processes), key=lambda r: r[0])
+    cpu = cpu_seconds(workers) - cpu_before
     for process in processes:
         process.join(timeout=10)
-    count = sum(r[0] for r in results)
-    errors = sum(r[1] for r in results)
-    elapsed = max(r[2] for r in results)
-    return count / elapsed, count, errors
+    count = sum(r[1] for r in results)
+    ended_with = [token for r in results for token in r[5]]
+    timings = [t for r in results for t in r[4]]
+    return Phase(count / max(r[3] for r in results), count, sum(r[2] for r in results), cpu, timings, ended_with)
 
 
-def latencies(port: int, workloads: list[Workload], pairs: int) -> dict[str, list[float]]:
-    """Sequential requests on one connection, the workloads interleaved (same conditions)."""
+def latencies(port: int, workloads: list[Workload], pairs: int, offsets: dict[str, int]) -> dict[str, list[float]]:
+    """Sequential requests on one connection, the workloads interleaved (same conditions);
+    workload `name` starts at request offsets[name]."""
     conn = Connection(port)
     timings: dict[str, list[float]] = {w.name: [] for w in workloads}
     for index in range(pairs):
         for workload in workloads:
-            raw = workload.requests[index % len(workload.requests)]
+            raw = workload.requests[(offsets.get(workload.name, 0) + index) % len(workload.requests)]
             began = time.perf_counter()
             status, body = conn.request(raw)
             timings[workload.name].append(time.perf_counter() - began)
@@ -140,6 +195,72 @@ def latencies(port: int, workloads: list[Workload], pairs: int) -> dict[str, lis
                 raise RuntimeError(f"{workload.name}: unexpected answer {status} {body[:300]!r}")
     conn.close()
     return timings
+
+
+def _hash_loop(params: dict[str, int], seconds: float, start_at: float, queue: Any) -> None:
+    from argon2.low_level import Type, hash_secret
+
+    while time.time() < start_at:
+        time.sleep(0.001)
+    count = 0
+    began, began_cpu = time.perf_counter(), time.process_time()
+    deadline = began + seconds
+    while time.perf_counter() < deadline:
+        hash_secret(
+            b"Bench-Passw0rd!",
+            os.urandom(16),
+            time_cost=params["time_cost"],
+            memory_cost=params["memory_cost_kib"],
+            parallelism=params["parallelism"],
+            hash_len=32,
+            type=Type.ID,
+        )
+        count += 1
+    queue.put((count, time.perf_counter() - began, time.process_time() - began_cpu))
+
+
+def hash_throughput(params: dict[str, int], seconds: float, processes: int) -> Phase:
+    """The password hasher alone (argon2id with the server's costs), in as many processes as
+    the server has workers, side by side: the bound that logins are compared with, under the
+    same contention for cores and memory bandwidth as the logins' hashes."""
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    start_at = time.time() + 0.3
+    children = [context.Process(target=_hash_loop, args=(params, seconds, start_at, queue)) for _ in range(processes)]
+    for child in children:
+        child.start()
+    results = [queue.get(timeout=seconds + 60) for _ in children]
+    for child in children:
+        child.join(timeout=10)
+    count = sum(r[0] for r in results)
+    return Phase(count / max(r[1] for r in results), count, 0, sum(r[2] for r in results), [], [])
+
+
+# --- the server's processes: CPU time and memory, from /proc --------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def worker_pids(master: int) -> list[int]:
+    """gunicorn's workers: the master's children."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 # --- infrastructure: database, Redis, server -------------------------------------------------------
@@ -248,9 +369,9 @@ def run(argv: list[str], env: dict[str, str]) -> str:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], port: int, workers: int, *, host: str) -> Iterator[None]:
+def gunicorn(env: dict[str, str], port: int, workers: int, *, host: str) -> Iterator[int]:
     """gunicorn (gthread workers, one thread each) serving the settings of `env`; ready once
-    the tenant `host` answers the ping."""
+    the tenant `host` answers the ping and every worker is up. Yields the master's pid."""
     argv = [
         sys.executable, "-m", "gunicorn", "config.wsgi:application",
         "--bind", f"127.0.0.1:{port}",
@@ -267,14 +388,14 @@ def gunicorn(env: dict[str, str], port: int, workers: int, *, host: str) -> Iter
                 raise RuntimeError("gunicorn exited during start-up")
             try:
                 status, _ = Connection(port).request(http_request("GET", PING, host=host))
-                if status == 200:
+                if status == 200 and len(worker_pids(process.pid)) == workers:
                     break
             except OSError:
                 pass
             if time.time() > deadline:
                 raise RuntimeError("gunicorn did not answer within 60 s")
             time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -300,12 +421,13 @@ def interrupted(signum: int, frame: Any) -> None:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    """Milliseconds: median, mean, p95 and min of timings in seconds."""
+    """Milliseconds: median, mean, p95, p99 and min of timings in seconds."""
     ordered = sorted(v * 1000 for v in values)
     return {
         "median": statistics.median(ordered),
         "mean": statistics.fmean(ordered),
         "p95": ordered[int(0.95 * (len(ordered) - 1))],
+        "p99": ordered[int(0.99 * (len(ordered) - 1))],
         "min": ordered[0],
     }
 

@@ -9,7 +9,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.tokens import IdpAccessToken, read_token
-from sessions.state import session_is_active, session_touch
+from sessions.state import session_check_and_touch
 
 # Until a forced password change is done, only these answer (API.md "Forced password change").
 PASSWORD_CHANGE_EXEMPT = {
@@ -50,9 +50,8 @@ class TenantJWTAuthentication(JWTAuthentication):
 
     def session_check(self, session_id: object) -> None:
         """The token's device session must still be active; a request keeps it current."""
-        if not isinstance(session_id, str) or not session_is_active(session_id):
+        if not isinstance(session_id, str) or not session_check_and_touch(session_id):
             raise ProblemError(ErrorCode.SESSION_ENDED)
-        session_touch(session_id)
 
     @staticmethod
     def _exempt(request: Request) -> bool:

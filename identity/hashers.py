@@ -1,4 +1,26 @@
-"""A password hasher for service-client secrets only (never for people's passwords).
+"""The password hashers of this project: argon2id for people's passwords, with its cost set
+per deployment, and a fast hasher for service-client secrets only.
+
+## People's passwords: TunedArgon2idHasher
+
+Django's Argon2PasswordHasher has fixed costs (t=2, m=100 MiB, p=8 in Django 5.2). Here the
+costs come from the environment (IDP_ARGON2_TIME_COST, IDP_ARGON2_MEMORY_COST_KIB,
+IDP_ARGON2_PARALLELISM; config/settings/base.py refuses anything weaker than OWASP's minimum,
+t=2 with m=19 MiB, counted as memory x passes). The default keeps the memory and passes of
+Django's default, which this project used until the costs became settings (t=2, m=100 MiB:
+five times OWASP's minimum), in one lane (p=1) instead of eight: a login then costs one core
+for one hash and never takes a second core from other requests, so a deployment knows its
+login capacity (cores / time of one hash; `make bench` measures it: about 110 ms, 9 logins/s
+per core on the benchmark machine) and can lower the cost towards OWASP's minimum (about
+20 ms) where logins matter more than the margin above it.
+
+Its algorithm name is "argon2id", not Django's "argon2", so that both can be installed:
+Django's hasher stays in PASSWORD_HASHERS to verify hashes made before (by Django's costs),
+and Django rehashes such a password with this one at the next successful login. A hash of
+this hasher made with other costs is rehashed too (`must_update`), in both directions, so a
+change of IDP_ARGON2_* reaches every account that logs in.
+
+## Service-client secrets: ClientSecretSHA256Hasher
 
 Why not Argon2 or PBKDF2 like user passwords: a slow hash protects a secret that a person
 chose, so that a stolen table cannot be searched with a dictionary. A client secret is 32
@@ -16,10 +38,27 @@ It is registered last in PASSWORD_HASHERS: the first entry stays the default for
 import hashlib
 from typing import Any
 
-from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
+from django.conf import settings
+from django.contrib.auth.hashers import Argon2PasswordHasher, BasePasswordHasher, mask_hash
 from django.utils.crypto import constant_time_compare
 
 CLIENT_SECRET_HASHER = "client_secret_sha256"
+ARGON2ID_HASHER = "argon2id"
+
+
+class TunedArgon2idHasher(Argon2PasswordHasher):
+    """argon2id with the deployment's costs (settings.IDP_ARGON2_*), read at every use so that
+    a test's settings override applies. Verification reads the costs from the hash itself."""
+
+    algorithm = ARGON2ID_HASHER
+
+    def params(self) -> Any:
+        """Django's parameters (argon2id, version, salt and hash lengths) with our costs."""
+        params = super().params()
+        params.time_cost = int(settings.IDP_ARGON2_TIME_COST)
+        params.memory_cost = int(settings.IDP_ARGON2_MEMORY_COST_KIB)
+        params.parallelism = int(settings.IDP_ARGON2_PARALLELISM)
+        return params
 
 
 class ClientSecretSHA256Hasher(BasePasswordHasher):

@@ -47,15 +47,17 @@ def issuer_of(tenant: Any) -> str:
     return tenant_origin(tenant)
 
 
-def access_audience(tenant: Any) -> str | list[str]:
+def access_audience(tenant: Any, issuer: str) -> str | list[str]:
     """`aud` of access tokens: the issuer, or the audiences the tenant's policy lists."""
     audiences = tenant.effective_policy["tokens"]["audiences"]
     if not audiences:
-        return issuer_of(tenant)
+        return issuer
     return audiences[0] if len(audiences) == 1 else list(audiences)
 
 
 class TenantTokenBackend(TokenBackend):
+    issuer: str  # always set: the tenant's origin
+
     def __init__(self, tenant: Any) -> None:
         # The algorithm given to simplejwt is only a placeholder: each token is signed and
         # checked with the algorithm of its own key.
@@ -142,7 +144,8 @@ class IdpAccessToken(TenantToken):
         super().__init__(token, verify)
         if token is None:
             self.payload["nbf"] = self.payload["iat"]
-            self.payload["aud"] = access_audience(current_tenant())
+            # The issuer of the process's cached backend: no primary-domain query per token.
+            self.payload["aud"] = access_audience(current_tenant(), self.get_token_backend().issuer)
 
 
 class IdpRefreshToken(TenantToken):
@@ -158,7 +161,7 @@ class IdpRefreshToken(TenantToken):
             self.lifetime = timedelta(days=days)
         super().__init__(token, verify)
         if token is None:
-            self.payload["aud"] = issuer_of(current_tenant())
+            self.payload["aud"] = self.get_token_backend().issuer
 
 
 class IdpServiceToken(TenantToken):

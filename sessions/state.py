@@ -73,3 +73,34 @@ def session_touch(session_id: str) -> None:
         return  # no marker, no write: a Redis outage must not turn every request into a write
     if first_this_minute:
         DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
+
+
+def session_check_and_touch(session_id: str) -> bool:
+    """session_is_active and then session_touch, in one Redis round trip when warm (asked on
+    every authenticated request): the state is read and the minute's touch marker claimed
+    together. An ended session is never written to: the marker it may claim only expires."""
+    try:
+        session_id = str(uuid.UUID(session_id))
+    except (ValueError, TypeError, AttributeError):
+        return False
+    client = getattr(cache, "client", None)  # django-redis; another cache takes the two steps
+    if client is None or not hasattr(client, "get_client"):
+        active = session_is_active(session_id)
+        if active:
+            session_touch(session_id)
+        return active
+    try:
+        pipeline = client.get_client(write=True).pipeline(transaction=False)
+        pipeline.get(cache.make_key(_key(session_id)))
+        pipeline.set(
+            cache.make_key(f"device-session-touch:{session_id}"), client.encode(1), nx=True, ex=TOUCH_INTERVAL_SECONDS
+        )
+        raw_state, first_this_minute = pipeline.execute()
+    except Exception:
+        logger.warning("Session cache unavailable; checking session %s in the database", session_id)
+        return _active_in_database(session_id)  # and no write: see session_touch
+    # A missing entry: the database answers and fills it, set-if-absent (session_is_active).
+    active = session_is_active(session_id) if raw_state is None else client.decode(raw_state) == ACTIVE
+    if active and first_this_minute:
+        DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
+    return active

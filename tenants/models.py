@@ -3,11 +3,16 @@
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
+from django_tenants.postgresql_backend.base import _check_schema_name
+from django_tenants.utils import get_creation_fakes_migrations, schema_exists
 
+from core.tenancy import tenant_connection
+from tenants.cloning import schema_clone
 from tenants.policy import merged_with_defaults
 
 # Schemas that are tenants rows but not customers: the platform's own and the template that
@@ -73,6 +78,29 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return self.schema_name
+
+    def create_schema(self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1) -> Any:
+        """django-tenants' schema creation, with the template cloned by tenants.cloning (whose
+        time does not grow with the number of tenants) instead of its clone_schema()."""
+        base_schema = self.get_base_schema() if get_creation_fakes_migrations() else None
+        if not sync_schema or not base_schema or not schema_exists(base_schema):
+            return super().create_schema(check_if_exists, sync_schema, verbosity)
+        _check_schema_name(self.schema_name)
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        schema_clone(source=base_schema, target=self.schema_name)
+        # As django-tenants does after a clone: record the template's migrations as applied
+        # here (they are: the copied django_migrations rows say so).
+        call_command(
+            "migrate_schemas",
+            tenant=True,
+            fake=True,
+            schema_name=self.schema_name,
+            interactive=False,
+            verbosity=verbosity,
+        )
+        tenant_connection().set_schema_to_public()
+        return None
 
     @property
     def slug(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import argon2_costs_check, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -77,6 +77,9 @@ PUBLIC_SCHEMA_NAME = "public"
 # migration (see docs/decisions.md, "Tenant provisioning").
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
+# migrate_schemas leaves out the schemas that already record every migration (one query over
+# all of them first), whichever executor runs the rest.
+GET_EXECUTOR_FUNCTION = "tenants.migration_executor.get_executor"
 TENANT_MULTIPROCESSING_MAX_PROCESSES = env_int("TENANT_MIGRATION_PROCESSES", 2)
 TENANT_MULTIPROCESSING_CHUNKS = env_int("TENANT_MIGRATION_CHUNKS", 2)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
@@ -184,7 +187,19 @@ AUTHENTICATION_BACKENDS = [
 # django-guardian would create an "AnonymousUser" row in every schema; anonymous callers
 # never hold object permissions here.
 ANONYMOUS_USER_NAME = None
+# People's passwords: argon2id with the deployment's costs (identity.hashers, where the
+# defaults are explained): by default Django's memory and passes (t=2, m=100 MiB) in one lane.
+# Never below OWASP's minimum (t=2, m=19 MiB, p=1): a weaker setting stops the start-up.
+# Django's Argon2 and PBKDF2 stay to verify older hashes, which are rehashed with the first
+# entry at the next login.
+IDP_ARGON2_TIME_COST = env_int("IDP_ARGON2_TIME_COST", 2)
+IDP_ARGON2_MEMORY_COST_KIB = env_int("IDP_ARGON2_MEMORY_COST_KIB", 102400)
+IDP_ARGON2_PARALLELISM = env_int("IDP_ARGON2_PARALLELISM", 1)
+argon2_costs_check(
+    time_cost=IDP_ARGON2_TIME_COST, memory_cost_kib=IDP_ARGON2_MEMORY_COST_KIB, parallelism=IDP_ARGON2_PARALLELISM
+)
 PASSWORD_HASHERS = [
+    "identity.hashers.TunedArgon2idHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     # Service-client secrets only (random 32 bytes; see its docstring). Never first: the

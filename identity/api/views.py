@@ -18,7 +18,6 @@ from identity.api.serializers import (
     WhoAmISerializer,
 )
 from identity.models import User
-from identity.selectors import user_role_names
 from identity.services import login as login_services
 from identity.services import tokens as token_services
 from identity.throttles import LoginThrottle, SessionRefreshThrottle
@@ -61,7 +60,7 @@ class TokenObtainView(APIView):
             "id": str(result.user.pk),
             "email": result.user.email,
             "full_name": result.user.full_name,
-            "roles": user_role_names(result.user),
+            "roles": result.tokens.roles,  # as the access token says, read once
             "must_change_password": result.user.must_change_password,
         }
         return Response(_pair_body(result.tokens) | {"user": user})

@@ -32,6 +32,7 @@ class TokenPair:
     refresh: str
     expires_in: int
     session_id: str
+    roles: list[str]  # the access token's `roles` claim: the user's role names
 
 
 def access_token_for(*, user: User, session: DeviceSession) -> IdpAccessToken:
@@ -68,11 +69,20 @@ def token_pair_issue(*, user: User, session: DeviceSession) -> TokenPair:
         created_at=timezone.now(),
         expires_at=datetime.fromtimestamp(exp, tz=UTC),
     )
-    DeviceSession.objects.filter(pk=session.pk).update(refresh_jti_hash=hashed)
-    session.refresh_jti_hash = hashed
+    # One write: the refresh token the session accepts next, and the session's activity (a
+    # login or a refresh is activity).
+    now = timezone.now()
+    DeviceSession.objects.filter(pk=session.pk).update(refresh_jti_hash=hashed, last_active_at=now)
+    session.refresh_jti_hash, session.last_active_at = hashed, now
     access = access_token_for(user=user, session=session)
     lifetime = int(access["exp"]) - int(access["iat"])
-    return TokenPair(access=str(access), refresh=str(refresh), expires_in=lifetime, session_id=str(session.pk))
+    return TokenPair(
+        access=str(access),
+        refresh=str(refresh),
+        expires_in=lifetime,
+        session_id=str(session.pk),
+        roles=list(access["roles"]),
+    )
 
 
 def refresh_token_read(raw: Any) -> IdpRefreshToken:
@@ -113,7 +123,6 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
             refusal = ProblemError(ErrorCode.TOKEN_REUSED, "This refresh token was already used; the session ended.")
         else:
             BlacklistedToken.objects.create(token=outstanding)
-            DeviceSession.objects.filter(pk=session.pk).update(last_active_at=timezone.now())
             return token_pair_issue(user=user, session=session)
     raise refusal
 

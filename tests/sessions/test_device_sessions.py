@@ -8,7 +8,8 @@ from django_tenants.utils import schema_context
 from config.settings.base import redis_cache
 from identity.models import LoginAttempt
 from sessions.events import session_events_publish, stream_key
-from sessions.models import DeviceSession, SessionEvent
+from sessions.models import DeviceSession, EndReason, SessionEvent
+from sessions.services import sessions_end
 from tenants.policy import policy_validate
 from tests.concurrency import in_parallel, on_own_connection
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, login_tokens
@@ -292,3 +293,32 @@ def test_the_cleanup_ends_expired_families_and_flushes_expired_blacklist_rows(te
         assert not OutstandingToken.objects.exists()
     with schema_context("globex"):
         assert DeviceSession.objects.filter(ended_at__isnull=True).count() == untouched
+
+
+def test_an_ended_sessions_access_token_is_refused_and_its_session_not_touched(tenant_a_admin):
+    tokens = login_tokens(HOST, SHARED_ADMIN_EMAIL, device_id="pos-ended")
+    assert whoami(tokens["access"]).status_code == 200
+    cache.delete(f"device-session-touch:{tokens['session_id']}")  # the next minute
+    with schema_context("acme"):
+        session = DeviceSession.objects.get(pk=tokens["session_id"])
+        sessions_end([session], reason=EndReason.LOGOUT)
+        ended_activity = DeviceSession.objects.get(pk=session.pk).last_active_at
+
+    refused = whoami(tokens["access"])
+
+    assert_problem(refused, 401, "session_ended")
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).last_active_at == ended_activity
+
+
+def test_without_redis_the_database_answers_the_session_check_and_nothing_is_written(tenant_a_admin, settings):
+    tokens = login_tokens(HOST, SHARED_ADMIN_EMAIL, device_id="pos-no-redis")
+    with schema_context("acme"):
+        DeviceSession.objects.filter(pk=tokens["session_id"]).update(last_active_at="2020-01-01T00:00:00Z")
+    settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0")}
+
+    answered = whoami(tokens["access"])
+
+    assert answered.status_code == 200
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).last_active_at.year == 2020

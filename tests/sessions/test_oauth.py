@@ -353,6 +353,25 @@ def test_bad_client_credentials_are_401_invalid_credentials_and_nothing_changes(
     assert whoami(cook_tokens["access"]).status_code == 200
 
 
+def test_a_client_revoked_after_authenticating_is_refused_at_its_next_call(cook_tokens):
+    client_id, secret = make_client(scopes=["oauth:introspect"], name="Gateway")
+    assert introspection_of(cook_tokens["access"], (client_id, secret))["active"] is True  # remembered now
+    from rbac.models import ServiceClient
+
+    with schema_context("acme"):
+        service_client_revoke(client=ServiceClient.objects.get(client_id=client_id), actor=None)
+
+    assert_problem(introspect(cook_tokens["access"], (client_id, secret)), 401, "invalid_credentials")
+
+
+def test_a_wrong_secret_is_refused_after_the_right_one_was_accepted(cook_tokens):
+    client_id, secret = make_client(scopes=["oauth:introspect"], name="Gateway")
+    assert introspection_of(cook_tokens["access"], (client_id, secret))["active"] is True
+
+    assert_problem(introspect(cook_tokens["access"], (client_id, secret[:-1])), 401, "invalid_credentials")
+    assert_problem(introspect(cook_tokens["access"], (client_id, secret + "x")), 401, "invalid_credentials")
+
+
 @pytest.mark.parametrize(
     ("path", "scopes"),
     [(INTROSPECT, ["authz:check", "oauth:revoke"]), (REVOKE, ["authz:check", "oauth:introspect"])],
