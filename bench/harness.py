@@ -310,6 +310,22 @@ def database() -> Iterator[tuple[str, str]]:
         execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def database_settle(url: str) -> None:
+    """What an operator runs after a bulk load, and what autovacuum would otherwise do in the
+    middle of the next measurement: fresh statistics and visibility maps for every new table
+    (VACUUM ANALYZE), and the dirty pages written out (CHECKPOINT)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE)")
+            cursor.execute("CHECKPOINT")
+    finally:
+        conn.close()
+
+
 @contextmanager
 def redis_server(key_fragment: str) -> Iterator[tuple[str, str]]:
     """Redis for the server; yields (REDIS_URL, where). The keys holding `key_fragment` (the

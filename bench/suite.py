@@ -763,6 +763,7 @@ def main() -> int:
         report.redis = redis_session_memory(port, redis_url, workloads.whoami, seeded["session_ids"])
         lap("throughput")
 
+        harness.database_settle(database_url)  # as before the measurements with many tenants
         print(f"latency on an idle server ({plan.latency_pairs} of each, {plan.login_pairs} logins) ...", flush=True)
         idle_latency(port, plan, workloads, offsets, report, tenants=1)
         lap("latency")
@@ -773,6 +774,9 @@ def main() -> int:
         first, last = report.tenant_create_seconds[0], report.tenant_create_seconds[-1]
         step(f"tenant creation: first {first:.2f} s, last {last:.2f} s; users in {created['user_seed_seconds']:.1f} s")
         lap("tenants")
+        began = time.perf_counter()
+        harness.database_settle(database_url)
+        step(f"database settled after the bulk load (VACUUM ANALYZE, CHECKPOINT): {time.perf_counter() - began:.1f} s")
         visit_every_tenant(port, [MAIN, *created["slugs"]])
         print(f"latency with {plan.tenants} tenants ...", flush=True)
         idle_latency(port, plan, workloads, offsets, report, tenants=plan.tenants)
