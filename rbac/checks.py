@@ -48,7 +48,7 @@ EXEMPT_VIEWS: dict[str, str] = {
     "core.views.api_path_not_found": "the catch-all for unknown /api/ paths: answers 404 not_found, serves nothing",
 }
 EXEMPT_NAMESPACES: dict[str, str] = {
-    "admin": "the Django admin: its own session login, staff flag and model permissions",
+    "admin": "the admin consoles (console.sites): their own session login and RBAC checks per page",
 }
 
 
