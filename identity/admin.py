@@ -2,6 +2,7 @@
 attempts and audit events. Every change to an employee goes through identity.services.users
 and rbac.services (audited, with the delegation rules); console.mixins refuses the rest."""
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django import forms
@@ -21,6 +22,12 @@ from console.mixins import (
     shown_once_response,
 )
 from console.sites import OPERATOR, platform_console, tenant_console
+from identity.audit_selectors import (
+    AUDIT_EVENT_EXPORT_COLUMNS,
+    LOGIN_ATTEMPT_EXPORT_COLUMNS,
+    audit_event_export_cells,
+    login_attempt_export_cells,
+)
 from identity.models import AuditEvent, IpBlock, LoginAttempt, User
 from identity.passwords import password_generate
 from identity.services.security import ip_block_lift
@@ -297,18 +304,11 @@ class LoginAttemptAdmin(CsvExportMixin, ConsoleModelAdmin):
         "device_name",
         "device_type",
     ]
-    csv_columns = (
-        "timestamp",
-        "email",
-        "user_id",
-        "success",
-        "reason",
-        "ip",
-        "user_agent",
-        "device_id",
-        "device_name",
-        "device_type",
-    )
+    csv_columns = LOGIN_ATTEMPT_EXPORT_COLUMNS
+
+    def csv_values(self, row: tuple[Any, ...]) -> Sequence[object]:
+        return login_attempt_export_cells(row)
+
     show_full_result_count = False  # a year of attempts: no second COUNT(*) per page
     change_list_template = CSV_CHANGE_LIST_TEMPLATE
 
@@ -319,18 +319,11 @@ class AuditEventAdmin(CsvExportMixin, ConsoleModelAdmin):
     list_filter = [EventKindFilter, "timestamp"]
     search_fields = ["=type", "=target_id", "=request_id"]
     fields = ["timestamp", "type", "actor_id", "target_type", "target_id", "ip", "user_agent", "request_id", "data"]
-    csv_columns = (
-        "id",
-        "timestamp",
-        "type",
-        "actor_id",
-        "target_type",
-        "target_id",
-        "ip",
-        "user_agent",
-        "request_id",
-        "data",
-    )
+    csv_columns = AUDIT_EVENT_EXPORT_COLUMNS
+
+    def csv_values(self, row: tuple[Any, ...]) -> Sequence[object]:
+        return audit_event_export_cells(row)
+
     show_full_result_count = False
     change_list_template = CSV_CHANGE_LIST_TEMPLATE
 

@@ -6,6 +6,7 @@ branches only may read: events whose target is a user of one of those branches, 
 attempts of such users. None: the whole tenant.
 """
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from uuid import UUID
@@ -111,6 +112,47 @@ def login_attempt_list(
     if until is not None:
         attempts = attempts.filter(timestamp__lt=until)
     return attempts
+
+
+# The columns of the audit exports and how a row's values become cells: one format for the
+# API's CSV (identity.api.audit_views) and the console's (identity.admin).
+AUDIT_EVENT_EXPORT_COLUMNS = (
+    "id",
+    "timestamp",
+    "type",
+    "actor_id",
+    "target_type",
+    "target_id",
+    "ip",
+    "user_agent",
+    "request_id",
+    "data",
+)
+LOGIN_ATTEMPT_EXPORT_COLUMNS = (
+    "id",
+    "timestamp",
+    "email",
+    "user_id",
+    "success",
+    "reason",
+    "ip",
+    "user_agent",
+    "device_id",
+    "device_name",
+    "device_type",
+)
+
+
+def audit_event_export_cells(values: Sequence[object]) -> list[object]:
+    """A row of AUDIT_EVENT_EXPORT_COLUMNS as CSV cells: ISO timestamps, JSON data."""
+    event_id, timestamp, *middle, data = values
+    return [event_id, timestamp.isoformat(), *middle, json.dumps(data, sort_keys=True)]  # type: ignore[attr-defined]
+
+
+def login_attempt_export_cells(values: Sequence[object]) -> list[object]:
+    """A row of LOGIN_ATTEMPT_EXPORT_COLUMNS as CSV cells: ISO timestamps, true/false."""
+    attempt_id, timestamp, email, user_id, success, *rest = values
+    return [attempt_id, timestamp.isoformat(), email, user_id, "true" if success else "false", *rest]  # type: ignore[attr-defined]
 
 
 def ip_block_list(*, include_inactive: bool = False) -> QuerySet[IpBlock]:

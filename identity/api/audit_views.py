@@ -10,7 +10,6 @@ server-side cursor in chunks and written as they are read, so memory stays flat 
 the size. Errors stay problem JSON in both cases.
 """
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -62,10 +61,6 @@ def _rows_in_schema(queryset: QuerySet[Any], columns: Sequence[str], row: Callab
     with tenant_context(tenant):
         for values in queryset.values_list(*columns).iterator(chunk_size=CSV_CHUNK_SIZE):
             yield row(values)
-
-
-def _text(value: Any) -> Any:
-    return "" if value is None else value
 
 
 class AuditListView(generics.GenericAPIView):
@@ -129,18 +124,7 @@ class AuditEventListView(AuditListView):
     serializer_class = AuditEventSerializer
     query_serializer_class = AuditEventQuerySerializer
     csv_filename = "audit-events"
-    csv_columns = (
-        "id",
-        "type",
-        "timestamp",
-        "actor_id",
-        "target_type",
-        "target_id",
-        "ip",
-        "user_agent",
-        "request_id",
-        "data",
-    )
+    csv_columns = audit_selectors.AUDIT_EVENT_EXPORT_COLUMNS
 
     def select(self, filters: dict[str, Any]) -> QuerySet[Any]:
         return audit_selectors.audit_event_list(
@@ -148,19 +132,7 @@ class AuditEventListView(AuditListView):
         )
 
     def csv_row(self, values: Sequence[Any]) -> list[Any]:
-        event_id, event_type, timestamp, actor_id, target_type, target_id, ip, user_agent, request_id, data = values
-        return [
-            event_id,
-            event_type,
-            timestamp.isoformat(),
-            _text(actor_id),
-            target_type,
-            target_id,
-            _text(ip),
-            user_agent,
-            request_id,
-            json.dumps(data, sort_keys=True),
-        ]
+        return audit_selectors.audit_event_export_cells(values)
 
     @extend_schema(
         parameters=[AuditEventQuerySerializer, FORMAT],
@@ -183,28 +155,13 @@ class LoginAttemptListView(AuditListView):
     serializer_class = LoginAttemptSerializer
     query_serializer_class = LoginAttemptQuerySerializer
     csv_filename = "login-attempts"
-    csv_columns = (
-        "id",
-        "timestamp",
-        "email",
-        "user_id",
-        "success",
-        "reason",
-        "ip",
-        "user_agent",
-        "device_id",
-        "device_name",
-        "device_type",
-    )
+    csv_columns = audit_selectors.LOGIN_ATTEMPT_EXPORT_COLUMNS
 
     def select(self, filters: dict[str, Any]) -> QuerySet[Any]:
         return audit_selectors.login_attempt_list(**filters, within_branches=self.within_branches())
 
     def csv_row(self, values: Sequence[Any]) -> list[Any]:
-        attempt_id, timestamp, email, user_id, success, *rest = values
-        return [attempt_id, timestamp.isoformat(), email, _text(user_id), "true" if success else "false"] + [
-            _text(value) for value in rest
-        ]
+        return audit_selectors.login_attempt_export_cells(values)
 
     @extend_schema(
         parameters=[LoginAttemptQuerySerializer, FORMAT],

@@ -7,6 +7,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from identity.audit_selectors import LOGIN_ATTEMPT_EXPORT_COLUMNS
 from identity.models import AuditEvent, LoginAttempt
 from tests.console.conftest import console_client
 
@@ -43,8 +44,10 @@ def test_the_login_attempt_export_keeps_the_success_filter_and_neutralises_formu
 
     response = console_client(cast.admin).get(f"{ATTEMPTS}export.csv", {"success__exact": "0"})
 
-    _, *rows = csv_lines(response)
+    header, *rows = csv_lines(response)
+    assert header == ",".join(LOGIN_ATTEMPT_EXPORT_COLUMNS)  # the API's export format
     assert len(rows) == 1 and rows[0].count("x@acme.example") == 1 and ",'=cmd," in rows[0]
+    assert ",false,invalid_credentials," in rows[0]
 
 
 def test_the_lists_link_their_export_with_the_current_filters(cast):
