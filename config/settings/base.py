@@ -180,6 +180,9 @@ CACHES = {"default": redis_cache(REDIS_URL)} if REDIS_URL else {}
 
 # --- Authentication --------------------------------------------------------------------------
 AUTH_USER_MODEL = "identity.User"
+# The admin consoles' sessions (Django sessions, not device sessions): a working day rather
+# than Django's two weeks, for a session that can create users and end others' sessions.
+SESSION_COOKIE_AGE = env_int("CONSOLE_SESSION_SECONDS", 8 * 3600)
 AUTHENTICATION_BACKENDS = [
     "identity.backends.LockoutModelBackend",
     "guardian.backends.ObjectPermissionBackend",

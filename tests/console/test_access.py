@@ -68,6 +68,13 @@ def test_an_employee_with_the_right_password_gets_the_same_answer_as_a_wrong_pas
     assert form_errors(TEST_PASSWORD) == form_errors("Wrong-Passw0rd!")
 
 
+def test_a_console_sign_in_lasts_a_working_day_not_two_weeks(cast):
+    client, status = login(cast.auditor.email)
+
+    assert status == 302
+    assert client.cookies["sessionid"]["max-age"] == 8 * 3600
+
+
 def test_the_console_login_has_the_apis_rate_limit_per_address_and_email(cast):
     def attempt(password: str) -> str:
         response = Client(HTTP_HOST=ACME_HOST).post(
