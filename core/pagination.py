@@ -67,7 +67,7 @@ class KeysetPagination(pagination.BasePagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not _PAGE_SIZE.fullmatch(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise invalid_request({"page_size": [f"Use a whole number from 1 to {self.max_page_size}."]})
         return int(raw)
 

@@ -113,6 +113,15 @@ def problem_from_exception(exc: BaseException) -> JsonResponse | None:
         return problem_response(ErrorCode.THROTTLED, str(exc.detail), headers=headers)
     if isinstance(exc, SuspiciousOperation):
         return problem_response(ErrorCode.INVALID_REQUEST, "The request could not be accepted.")
+    return database_problem(exc)
+
+
+def database_problem(exc: BaseException | None) -> JsonResponse | None:
+    """A database error as a problem: a cancelled statement is 503 query_timeout (checked
+    first: it is an OperationalError too), a lost or refused connection 503
+    service_unavailable; None for anything else."""
+    if exc is None:
+        return None
     if is_query_timeout(exc):
         return query_timeout_response()
     if isinstance(exc, (OperationalError, InterfaceError)):

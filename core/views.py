@@ -5,7 +5,7 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode
-from core.problems import database_unavailable, problem_from_exception, problem_response
+from core.problems import database_problem, problem_from_exception, problem_response
 from rbac.permissions import MethodPermissions
 
 logger = logging.getLogger("idp.health")
@@ -125,8 +125,7 @@ def api_path_not_found(request: HttpRequest, *args: object, **kwargs: object) ->
 
 def server_error(request: HttpRequest) -> JsonResponse:
     # Django calls this inside its `except` block, so the exception is at hand. A database
-    # outage met outside DRF (the tenant lookup in TenantMiddleware) is a 503, not a 500.
-    exc = sys.exc_info()[1]
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return database_unavailable(exc)
-    return problem_response(ErrorCode.SERVER_ERROR, "An unexpected error occurred.")
+    # error met outside DRF (the tenant lookup in TenantMiddleware) is a 503, not a 500.
+    return database_problem(sys.exc_info()[1]) or problem_response(
+        ErrorCode.SERVER_ERROR, "An unexpected error occurred."
+    )

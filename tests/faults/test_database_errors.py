@@ -1,6 +1,7 @@
 """A database that cannot be reached is a 503 the client may retry, wherever it is met."""
 
-from django.db import InterfaceError, OperationalError
+import pytest
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.test import RequestFactory
 
 from core.problems import problem_from_exception
@@ -32,3 +33,18 @@ def test_a_lost_database_connection_outside_a_view_is_a_503_and_any_other_error_
 
     assert unavailable.status_code == 503
     assert failed.status_code == 500
+
+
+@pytest.mark.django_db
+def test_a_statement_cancelled_by_its_timeout_outside_a_view_is_a_503_query_timeout():
+    request = RequestFactory().get("/api/v1/ping/")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 50")
+            cursor.execute("SELECT pg_sleep(2)")
+    except OperationalError:
+        response = server_error(request)
+
+    assert response.status_code == 503
+    assert b"query_timeout" in response.content
+    assert "Retry-After" not in response  # not an outage: the query needs to change, not the time

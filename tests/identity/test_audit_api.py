@@ -265,6 +265,7 @@ def test_login_attempt_filters_by_email_user_success_address_and_time(admin, ten
         (EVENTS, {"cursor": "MjAyNi0wMy0wMXwx"}, "cursor"),  # "2026-03-01|1": no time zone
         (EVENTS, {"page_size": "0"}, "page_size"),
         (EVENTS, {"page_size": "201"}, "page_size"),
+        (EVENTS, {"page_size": "²"}, "page_size"),  # a digit to str.isdigit, not to int()
         (ATTEMPTS, {"success": "perhaps"}, "success"),
         (ATTEMPTS, {"user": "42"}, "user"),
         (ATTEMPTS, {"until": "soon"}, "until"),
