@@ -14,7 +14,6 @@ passwords through identity.services.passwords.password_change (policy, audit, ot
 end), never through Django's own form.
 """
 
-import hashlib
 from functools import update_wrapper
 from typing import Any
 
@@ -26,7 +25,8 @@ from django.urls import URLPattern, URLResolver, path, reverse
 
 from core.ratelimit import rate_limit_hit
 from core.tenancy import current_schema
-from identity.models import User, normalize_email
+from identity.models import User
+from identity.throttles import LoginThrottle, address_and_email
 from rbac.catalog import Perm
 from rbac.selectors import EffectivePermissions, effective_permissions
 
@@ -68,9 +68,8 @@ class ConsoleLoginForm(AdminAuthenticationForm):
 
     def _rate_limit_check(self, request: HttpRequest, username: str) -> None:
         policy = request.tenant.effective_policy  # type: ignore[attr-defined]  # the public host's too
-        digest = hashlib.sha256(normalize_email(username).encode()).hexdigest()[:32]
-        ip = getattr(request, "client_ip", None) or "unknown"
-        decision = rate_limit_hit(scope="login", identity=f"{ip}:{digest}", rate=policy["rate_limits"]["login"])
+        identity = address_and_email(getattr(request, "client_ip", None), username)
+        decision = rate_limit_hit(scope=LoginThrottle.scope, identity=identity, rate=policy["rate_limits"]["login"])
         if decision is not None and not decision.allowed:
             raise ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"seconds": decision.reset_seconds}

@@ -224,10 +224,10 @@ class EmployeeAdmin(ConsoleModelAdmin):
     # --- actions -------------------------------------------------------------------------------
 
     def has_deactivate_permission(self, request: HttpRequest) -> bool:
-        return self.admin_site.allows(request, Perm.USERS_DELETE)  # type: ignore[attr-defined]
+        return self.site_allows(request, Perm.USERS_DELETE)
 
     def has_unlock_permission(self, request: HttpRequest) -> bool:
-        return self.admin_site.allows(request, Perm.USERS_EDIT)  # type: ignore[attr-defined]
+        return self.site_allows(request, Perm.USERS_EDIT)
 
     @admin.action(description="Deactivate the selected users (their sessions end)", permissions=["deactivate"])
     def deactivate_users(self, request: HttpRequest, queryset: Any) -> None:
@@ -335,6 +335,7 @@ class IpBlockAdmin(ConsoleModelAdmin):
 
     permission_codes: ClassVar[dict[str, str | None]] = {"view": Perm.AUDIT_VIEW}
     list_display = ["ip", "reason", "created_at", "expires_at", "in_force", "lifted_at", "lifted_by"]
+    list_select_related = ["lifted_by"]  # nullable: Django's automatic select_related leaves it out
     list_filter = ["reason", "created_at"]
     search_fields = ["=ip"]
     fields = ["ip", "reason", "data", "created_at", "expires_at", "lifted_at", "lifted_by"]
@@ -346,7 +347,7 @@ class IpBlockAdmin(ConsoleModelAdmin):
         return block.is_active()
 
     def has_lift_permission(self, request: HttpRequest) -> bool:
-        return self.admin_site.allows(request, Perm.USERS_EDIT)  # type: ignore[attr-defined]
+        return self.site_allows(request, Perm.USERS_EDIT)
 
     @admin.action(description="Lift the selected blocks", permissions=["lift"])
     def lift_blocks(self, request: HttpRequest, queryset: Any) -> None:

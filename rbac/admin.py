@@ -210,7 +210,7 @@ class ServiceClientAdmin(ConsoleModelAdmin):
         )
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return self.admin_site.allows(request, Perm.SERVICE_CLIENTS_DELETE)  # type: ignore[attr-defined]
+        return self.site_allows(request, Perm.SERVICE_CLIENTS_DELETE)
 
     @admin.action(description="Revoke the selected service clients", permissions=["revoke"])
     def revoke_clients(self, request: HttpRequest, queryset: Any) -> None:

@@ -53,7 +53,7 @@ class DeviceSessionAdmin(ConsoleModelAdmin):
     ]
 
     def has_end_permission(self, request: HttpRequest) -> bool:
-        return self.admin_site.allows(request, Perm.SESSIONS_DELETE)  # type: ignore[attr-defined]
+        return self.site_allows(request, Perm.SESSIONS_DELETE)
 
     @admin.action(description="End the selected sessions", permissions=["end"])
     def end_sessions(self, request: HttpRequest, queryset: Any) -> None:
