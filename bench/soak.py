@@ -164,31 +164,14 @@ def _client(port: int, index: int, emails: list[str], users: list[str], seeded: 
     queue.put(tally)
 
 
-def worker_rss_mb(port: int) -> dict[int, float]:
-    """VmRSS of each gunicorn worker serving `port`, from /proc: the processes whose command
-    line binds the port, less the master (the one whose parent is not among them)."""
-    bound = f"127.0.0.1:{port}"
-    pids: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if bound in (entry / "cmdline").read_bytes().decode(errors="replace").split("\0"):
-                stat = (entry / "stat").read_text()
-                pids[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])  # ppid
-        except OSError:
-            continue
-    rss: dict[int, float] = {}
-    for pid, parent in pids.items():
-        if parent not in pids:
-            continue  # the master
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss[pid] = int(line.split()[1]) / 1024
-    return rss
+def worker_rss_mb(master: int) -> dict[int, float]:
+    """VmRSS of each of gunicorn's workers, in MB."""
+    return {pid: harness.rss_bytes(pid) / 2**20 for pid in harness.worker_pids(master)}
 
 
-def load(port: int, seeded: dict, seconds: float, clients: int) -> tuple[Tally, dict[int, float], dict[int, float]]:
+def load(
+    port: int, master: int, seeded: dict, seconds: float, clients: int
+) -> tuple[Tally, dict[int, float], dict[int, float]]:
     context = mp.get_context("fork")
     queue = context.Queue()
     emails = [f"user{n}@{BASE_DOMAIN}" for n in range(USERS)]
@@ -203,10 +186,10 @@ def load(port: int, seeded: dict, seconds: float, clients: int) -> tuple[Tally, 
     for process in processes:
         process.start()
     time.sleep(WARMUP_SECONDS)
-    before = worker_rss_mb(port)
+    before = worker_rss_mb(master)
     print(f"warm: worker RSS {fmt(before)}; load for {seconds:.0f} s ...", flush=True)
     tallies = [queue.get(timeout=seconds + WARMUP_SECONDS + 120) for _ in processes]
-    after = worker_rss_mb(port)
+    after = worker_rss_mb(master)
     for process in processes:
         process.join(timeout=10)
     total = Tally()
@@ -240,8 +223,8 @@ def main() -> int:
         print(
             f"gunicorn on 127.0.0.1:{port}, {args.workers} workers; {args.clients} clients, {USERS} users", flush=True
         )
-        stack.enter_context(gunicorn(env, port, args.workers, host=HOST))
-        tally, before, after = load(port, seeded, args.seconds, args.clients)
+        master = stack.enter_context(gunicorn(env, port, args.workers, host=HOST))
+        tally, before, after = load(port, master, seeded, args.seconds, args.clients)
 
     requests = sum(n for by_status in tally.answers.values() for n in by_status.values())
     growth = {pid: after[pid] - before[pid] for pid in before if pid in after}

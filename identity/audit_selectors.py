@@ -158,7 +158,7 @@ def login_attempt_export_cells(values: Sequence[object]) -> list[object]:
 def ip_block_list(*, include_inactive: bool = False) -> QuerySet[IpBlock]:
     """Blocks in force, newest first; with `include_inactive`, expired and lifted ones too."""
     blocks = IpBlock.objects.all() if include_inactive else IpBlock.objects.active()
-    return blocks.select_related("lifted_by").order_by("-created_at", "-id")
+    return blocks.order_by("-created_at", "-id")
 
 
 def ip_block_get(*, block_id: str | int) -> IpBlock | None:
@@ -169,4 +169,4 @@ def ip_block_get(*, block_id: str | int) -> IpBlock | None:
         return None
     if not 0 < pk < 2**63:
         return None
-    return IpBlock.objects.select_related("lifted_by").filter(pk=pk).first()
+    return IpBlock.objects.filter(pk=pk).first()

@@ -15,8 +15,6 @@ from tenants.schemas import in_every_schema
 # Rows deleted per statement: each batch is its own short transaction, so a tenant with a
 # year of events to drop never holds one long lock or builds one huge WAL record.
 RETENTION_BATCH_SIZE = 5000
-# The public schema (platform operators) has no plan: AUDIT_PLATFORM_RETENTION_DAYS applies.
-PLATFORM_RETENTION_DAYS = 365
 
 
 def retention_days() -> int:
@@ -24,7 +22,7 @@ def retention_days() -> int:
     plan = getattr(getattr(connection, "tenant", None), "plan", None)
     if plan is not None:
         return int(plan.audit_retention_days)
-    return int(getattr(settings, "AUDIT_PLATFORM_RETENTION_DAYS", PLATFORM_RETENTION_DAYS))
+    return int(settings.AUDIT_PLATFORM_RETENTION_DAYS)
 
 
 def _delete_in_batches(model: type[Model], condition: Q, batch_size: int) -> int:

@@ -76,7 +76,7 @@ def session_start(
     # Notify of a device never signed in on before; not of the first sign-in ever (nothing
     # to compare with, and the account is brand new) nor of a device used before.
     known = DeviceSession.objects.filter(user=user)
-    new_device = known.exists() and not known.filter(device_id=device.device_id).exists()
+    new_device = not same_device and known.exists() and not known.filter(device_id=device.device_id).exists()
     session = DeviceSession.objects.create(
         user=user,
         device_id=device.device_id,

@@ -44,6 +44,12 @@ def session_is_active(session_id: str) -> bool:
         return _active_in_database(session_id)
     if state is not None:
         return state == ACTIVE
+    return _state_fill(session_id)
+
+
+def _state_fill(session_id: str) -> bool:
+    """A session with no state in Redis: the database answers, and the answer is remembered
+    set-if-absent (an ending written meanwhile wins)."""
     active = _active_in_database(session_id)
     try:
         cache.add(_key(session_id), ACTIVE if active else ENDED, ACTIVE_TTL_SECONDS if active else ENDED_TTL_SECONDS)
@@ -64,15 +70,23 @@ def session_state_mark_ended(session_id: str, ttl: int = ENDED_TTL_SECONDS) -> N
 TOUCH_INTERVAL_SECONDS = 60
 
 
+def _touch_key(session_id: str) -> str:
+    return f"device-session-touch:{session_id}"
+
+
+def _last_active_write(session_id: str) -> None:
+    DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
+
+
 def session_touch(session_id: str) -> None:
     """Keep `last_active_at` current with at most one write per session per minute: the first
     request of each minute wins a set-if-absent marker and writes; the others only read."""
     try:
-        first_this_minute = cache.add(f"device-session-touch:{session_id}", 1, TOUCH_INTERVAL_SECONDS)
+        first_this_minute = cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS)
     except Exception:
         return  # no marker, no write: a Redis outage must not turn every request into a write
     if first_this_minute:
-        DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
+        _last_active_write(session_id)
 
 
 def session_check_and_touch(session_id: str) -> bool:
@@ -92,15 +106,13 @@ def session_check_and_touch(session_id: str) -> bool:
     try:
         pipeline = client.get_client(write=True).pipeline(transaction=False)
         pipeline.get(cache.make_key(_key(session_id)))
-        pipeline.set(
-            cache.make_key(f"device-session-touch:{session_id}"), client.encode(1), nx=True, ex=TOUCH_INTERVAL_SECONDS
-        )
+        pipeline.set(cache.make_key(_touch_key(session_id)), client.encode(1), nx=True, ex=TOUCH_INTERVAL_SECONDS)
         raw_state, first_this_minute = pipeline.execute()
     except Exception:
         logger.warning("Session cache unavailable; checking session %s in the database", session_id)
         return _active_in_database(session_id)  # and no write: see session_touch
-    # A missing entry: the database answers and fills it, set-if-absent (session_is_active).
-    active = session_is_active(session_id) if raw_state is None else client.decode(raw_state) == ACTIVE
+    # A missing entry: the database answers and fills it, set-if-absent.
+    active = _state_fill(session_id) if raw_state is None else client.decode(raw_state) == ACTIVE
     if active and first_this_minute:
-        DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
+        _last_active_write(session_id)
     return active

@@ -331,6 +331,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# The audit retention of the public schema (platform operators), which has no plan.
+AUDIT_PLATFORM_RETENTION_DAYS = 365
+
 CELERY_BEAT_SCHEDULE = {
     "sessions-cleanup": {"task": "sessions.cleanup", "schedule": 300.0},
     "notifications-outbox-resend": {"task": "notifications.outbox_resend", "schedule": 60.0},

@@ -54,10 +54,12 @@ class CSVRenderer(renderers.BaseRenderer):
         raise NotImplementedError("CSV responses are streamed by the view")
 
 
-def _rows_in_schema(queryset: QuerySet[Any], columns: Sequence[str], row: Callable[[Any], list[Any]]) -> Iterator[Any]:
+def _rows_in_schema(
+    tenant: Any, queryset: QuerySet[Any], columns: Sequence[str], row: Callable[[Any], list[Any]]
+) -> Iterator[Any]:
     """The rows of `queryset`, read lazily in chunks. The download is read after the view has
-    returned, so the tenant's schema is set again for as long as it streams."""
-    tenant = connection.tenant  # type: ignore[attr-defined]
+    returned, so the request's tenant (taken when the view runs) is set again for as long as
+    it streams."""
     with tenant_context(tenant):
         for values in queryset.values_list(*columns).iterator(chunk_size=CSV_CHUNK_SIZE):
             yield row(values)
@@ -97,7 +99,7 @@ class AuditListView(generics.GenericAPIView):
             stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
             return csv_streaming_response(
                 header=self.csv_columns,
-                rows=_rows_in_schema(queryset, self.csv_columns, self.csv_row),
+                rows=_rows_in_schema(connection.tenant, queryset, self.csv_columns, self.csv_row),  # type: ignore[attr-defined]
                 filename=f"{self.csv_filename}-{connection.schema_name}-{stamp}.csv",  # type: ignore[attr-defined]
             )
         page = self.paginate_queryset(queryset)

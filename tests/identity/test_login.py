@@ -15,6 +15,7 @@ from config.settings.base import redis_cache
 from identity.models import AuditEvent, LoginAttempt, LoginLockout, User
 from identity.services import login as login_services
 from identity.services.login import login_credentials_check
+from notifications.models import OutboxEmail
 from sessions.models import DeviceSession
 from sessions.services import Device
 from tests.concurrency import in_parallel, on_own_connection
@@ -322,6 +323,7 @@ def test_fifty_parallel_wrong_passwords_for_one_account_judge_at_most_five():
             LoginAttempt.objects.filter(email=email).delete()
             LoginLockout.objects.filter(email=email).delete()
             AuditEvent.objects.filter(data__email=email).delete()
+            OutboxEmail.objects.filter(to=email).delete()  # the committed "account locked" email
             User.objects.filter(email=email).delete()
 
     on_own_connection(create)
