@@ -9,12 +9,13 @@ from django.db.backends.signals import connection_created
 
 # SQLSTATE 57014: query_canceled, what PostgreSQL raises when statement_timeout fires.
 QUERY_CANCELED = "57014"
+SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
 
 
 def statement_timeout_set(milliseconds: int) -> None:
     """Set the connection's statement timeout for its session (0: no limit)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(int(milliseconds))])
+        cursor.execute(SET_STATEMENT_TIMEOUT, [str(int(milliseconds))])
 
 
 def statement_timeout_reset() -> None:
@@ -35,7 +36,7 @@ def is_query_timeout(exc: BaseException) -> bool:
 def _set_default_statement_timeout(sender: Any, connection: Any, **kwargs: Any) -> None:
     # The driver's own cursor: this runs inside connect(), before django-tenants' search_path.
     with connection.connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('statement_timeout', %s, false)", [str(settings.DB_STATEMENT_TIMEOUT_MS)])
+        cursor.execute(SET_STATEMENT_TIMEOUT, [str(settings.DB_STATEMENT_TIMEOUT_MS)])
 
 
 def connect_signals() -> None:

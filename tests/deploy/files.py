@@ -13,7 +13,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS_FILES = (ROOT / "config" / "settings" / "base.py", ROOT / "config" / "settings" / "prod.py")
 GUNICORN_CONFIG = DEPLOY / "gunicorn.conf.py"
-ENV_READERS = {"env_str", "env_int", "env_bool", "env_list", "_int"}
+ENV_READERS = {"env_str", "env_int", "env_bool", "env_list"}
 APP_USER_ID = 10001
 
 
