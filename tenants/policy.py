@@ -12,6 +12,14 @@ from typing import Any
 
 from rest_framework import serializers
 
+# The suspicious-activity rules (identity.services.security), by the name their
+# `security.flagged` events carry.
+FAILED_LOGINS_ACROSS_ACCOUNTS = "failed_logins_across_accounts"
+FAILED_LOGIN_BURST = "failed_login_burst"
+REFRESH_TOKEN_REUSE = "refresh_token_reuse"
+NEW_DEVICE_AFTER_LOCKOUT = "new_device_after_lockout"
+SECURITY_RULES = (FAILED_LOGINS_ACROSS_ACCOUNTS, FAILED_LOGIN_BURST, REFRESH_TOKEN_REUSE, NEW_DEVICE_AFTER_LOCKOUT)
+
 DEFAULT_POLICY: dict[str, Any] = {
     "password": {
         "min_length": 8,
@@ -47,19 +55,12 @@ DEFAULT_POLICY: dict[str, Any] = {
         "accounts_window_minutes": 10,
         "burst_threshold": 20,
         "burst_seconds": 10,
-        "block_on": ["failed_logins_across_accounts", "failed_login_burst"],
+        "block_on": [FAILED_LOGINS_ACROSS_ACCOUNTS, FAILED_LOGIN_BURST],
         "exempt_networks": [],
     },
 }
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
-# The suspicious-activity rules, by the name their `security.flagged` events carry.
-SECURITY_RULES = (
-    "failed_logins_across_accounts",
-    "failed_login_burst",
-    "refresh_token_reuse",
-    "new_device_after_lockout",
-)
 ON_LIMIT_CHOICES = ("terminate_oldest", "deny_new")
 # Profile fields a tenant may put into access tokens. Never secrets, never permission lists.
 CLAIMABLE_PROFILE_FIELDS = ("employee_id", "branch_id", "restaurant_id", "phone", "full_name")
@@ -180,7 +181,9 @@ class SecurityPolicySerializer(StrictSerializer):
     accounts_window_minutes = serializers.IntegerField(min_value=1, max_value=1440)
     burst_threshold = serializers.IntegerField(min_value=2, max_value=1000)
     burst_seconds = serializers.IntegerField(min_value=1, max_value=3600)
-    block_on = serializers.ListField(child=serializers.ChoiceField(choices=SECURITY_RULES), max_length=4)
+    block_on = serializers.ListField(
+        child=serializers.ChoiceField(choices=SECURITY_RULES), max_length=len(SECURITY_RULES)
+    )
     exempt_networks = serializers.ListField(child=NetworkField(max_length=64), max_length=100)
 
     def validate_block_on(self, value: list[str]) -> list[str]:

@@ -30,12 +30,13 @@ from core.tenancy import current_schema
 from identity.models import AuditEvent, IpBlock, LoginAttempt, User
 from identity.security import ip_block_state_lift, ip_block_state_mark
 from identity.services.audit import audit_record
-from tenants.policy import DEFAULT_POLICY
-
-FAILED_LOGINS_ACROSS_ACCOUNTS = "failed_logins_across_accounts"
-FAILED_LOGIN_BURST = "failed_login_burst"
-REFRESH_TOKEN_REUSE = "refresh_token_reuse"
-NEW_DEVICE_AFTER_LOCKOUT = "new_device_after_lockout"
+from tenants.policy import (
+    DEFAULT_POLICY,
+    FAILED_LOGIN_BURST,
+    FAILED_LOGINS_ACROSS_ACCOUNTS,
+    NEW_DEVICE_AFTER_LOCKOUT,
+    REFRESH_TOKEN_REUSE,
+)
 
 # Failed attempts that count towards the address rules: wrong passwords and unknown emails,
 # and attempts at locked accounts (a sprayer keeps hitting them). Refusals that need the right
