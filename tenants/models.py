@@ -1,5 +1,6 @@
 """Public schema: plans, tenants and their domains."""
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -118,7 +119,14 @@ class Tenant(TenantMixin):
 
     @property
     def effective_policy(self) -> dict[str, Any]:
-        return merged_with_defaults(self.policy)
+        """The stored policy over the defaults. A request asks for it several times (token
+        lifetimes, claims, rate limits), so the merge is kept on this instance until `policy`
+        changes. Read-only: never change the dict it returns."""
+        fingerprint = json.dumps(self.policy, sort_keys=True, default=str)
+        memo = self.__dict__.get("_effective_policy")
+        if memo is None or memo[0] != fingerprint:
+            memo = self.__dict__["_effective_policy"] = (fingerprint, merged_with_defaults(self.policy))
+        return memo[1]
 
     def primary_domain_name(self) -> str | None:
         domain = self.get_primary_domain()

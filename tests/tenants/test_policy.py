@@ -11,6 +11,7 @@ import pytest
 from rest_framework import serializers
 
 from core.problems import flatten_errors
+from tenants.models import Tenant
 from tenants.policy import (
     CLAIMABLE_PROFILE_FIELDS,
     DEFAULT_POLICY,
@@ -243,6 +244,16 @@ def test_merged_with_defaults_returns_a_copy_of_the_defaults() -> None:
     merged["lockout"]["threshold"] = 99
     merged["extra_claims"].append("phone")
     assert DEFAULT_POLICY == PRISTINE_DEFAULTS
+
+
+def test_a_tenants_effective_policy_follows_a_change_of_its_stored_policy() -> None:
+    tenant = Tenant(schema_name="policy_memo", policy={})
+    assert tenant.effective_policy["lockout"]["threshold"] == 5
+    assert tenant.effective_policy is tenant.effective_policy  # merged once while unchanged
+    tenant.policy["lockout"] = {"threshold": 3}  # changed in place
+    assert tenant.effective_policy["lockout"]["threshold"] == 3
+    tenant.policy = {"lockout": {"threshold": 7}}  # replaced
+    assert tenant.effective_policy["lockout"] == {"threshold": 7, "window_minutes": 15, "duration_minutes": 15}
 
 
 # --- Bounds --------------------------------------------------------------------------------
