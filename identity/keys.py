@@ -178,10 +178,11 @@ def jwks() -> dict[str, list[dict[str, Any]]]:
 
 
 def forget_cached_keys() -> None:
-    """Drop this process's loaded keys and token backends (tests, and after a rotation in
-    this process)."""
-    from identity.tokens import TenantToken
+    """Drop this process's loaded keys, token backends and verified tokens (tests, and after a
+    rotation in this process)."""
+    from identity.tokens import TenantToken, _verified
 
     _by_kid.clear()
     _active.clear()
     TenantToken._backends.clear()
+    _verified.clear()

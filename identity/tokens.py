@@ -117,6 +117,7 @@ class TenantToken(Token):
     """
 
     BACKEND_TTL_SECONDS = 30
+    remembered = False  # read_token: verified once a minute per process (access and service tokens)
     _backends: ClassVar[dict[tuple[str, Any], tuple[float, TenantTokenBackend]]] = {}
 
     def get_token_backend(self) -> TenantTokenBackend:
@@ -135,6 +136,7 @@ class TenantToken(Token):
 
 class IdpAccessToken(TenantToken):
     token_type = "access"
+    remembered = True
     lifetime = timedelta(minutes=30)  # replaced by the tenant's policy for new tokens
 
     def __init__(self, token: Any = None, verify: bool = True) -> None:
@@ -172,6 +174,7 @@ class IdpServiceToken(TenantToken):
 
     token_type = "service"
     lifetime = timedelta(minutes=15)
+    remembered = True
 
     def __init__(self, token: Any = None, verify: bool = True) -> None:
         super().__init__(token, verify)
@@ -187,10 +190,41 @@ class IdpServiceToken(TenantToken):
         return token
 
 
+# Tokens verified by this process: (schema, tenant, class, raw token) -> (good until, token).
+# Access and service tokens are presented on every request for as long as they live, and
+# verifying one (parsing, the signature, the claims) is most of what an authenticated request
+# costs beyond the ping. A token's bytes cannot change what they say, so a hit is as good as
+# verifying again until its `exp` (without the leeway) or VERIFIED_TTL_SECONDS, whichever is
+# sooner: a rotated key stays published until its tokens expire, and what can end a token
+# early (its session, its client) is read on every request all the same. A change of the
+# tenant's issuer or audiences is seen within that minute, as the cached backend's 30 s.
+VERIFIED_TTL_SECONDS = 60
+VERIFIED_MAX = 10_000  # per process; a full memory starts over
+_verified: dict[tuple[str, Any, type, str | bytes], tuple[float, "TenantToken"]] = {}
+
+
 def read_token(token_class: type[TenantToken], raw: Any) -> TenantToken:
-    """Parse and verify, turning every failure into TokenError (never a 500)."""
+    """Parse and verify, turning every failure into TokenError (never a 500). A class with
+    `remembered` set is verified once per VERIFIED_TTL_SECONDS per process (see _verified)."""
     if not isinstance(raw, (str, bytes)) or not raw:
         raise TokenError("Token is missing")
+    if not token_class.remembered:
+        return _verify(token_class, raw)
+    tenant = current_tenant()
+    key = (tenant.schema_name, tenant.pk, token_class, raw)
+    now = time.time()
+    hit = _verified.get(key)
+    if hit is not None and now < hit[0]:
+        return hit[1]
+    token = _verify(token_class, raw)
+    good_until = min(float(token["exp"]), now + VERIFIED_TTL_SECONDS)
+    if len(_verified) >= VERIFIED_MAX:
+        _verified.clear()
+    _verified[key] = (good_until, token)
+    return token
+
+
+def _verify(token_class: type[TenantToken], raw: str | bytes) -> TenantToken:
     try:
         return token_class(raw)  # type: ignore[arg-type]  # simplejwt types the raw token as Token
     except TokenError:

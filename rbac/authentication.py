@@ -5,7 +5,7 @@ Both kinds of caller send `Authorization: Bearer <jwt>`. This class takes the to
 (unverified) `token_type` is "service" and verifies them fully as IdpServiceToken; any other
 bearer token is left to identity.authentication.TenantJWTAuthentication, listed after it,
 which verifies it as a user's access token. Either way a token is verified only by the class
-of its own type, and a service token at most once a minute per process (_verified, below).
+of its own type, and a service token at most once a minute per process (read_token).
 A verified service token counts only while its client is active
 (rbac.service_clients.service_client_access, asked on every request).
 """
@@ -13,7 +13,6 @@ A verified service token counts only while its client is active
 import base64
 import binascii
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,6 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.exceptions import TokenError
 
 from core.errors import ErrorCode, ProblemError
-from core.tenancy import current_schema
 from identity.tokens import MAX_TOKEN_BYTES, IdpServiceToken, read_token
 from rbac.permissions import Requirement
 from rbac.service_clients import ServiceClientAccess, service_client_access
@@ -61,52 +59,20 @@ def _token_type_unverified(raw: bytes) -> Any:
     return claims.get("token_type") if isinstance(claims, dict) else None
 
 
-@dataclass(frozen=True)
-class _VerifiedToken:
-    token: IdpServiceToken
-    client_id: str
-    scopes: frozenset[str]
-    good_until: float  # epoch seconds: the token's exp, or sooner
-
-
-# Verified service tokens, per process: (schema, raw token) -> what it says. A service reuses
-# its token for many requests, and verifying one (parsing, RSA, claims) is most of what a
-# warm check costs beyond the ping. A token's bytes cannot change what they say, so a hit
-# is as good as verifying again until its `exp` (no leeway here) or VERIFIED_TTL_SECONDS,
-# whichever is sooner: a rotated key stays published until its tokens expire, and a revoked
-# client is caught by its state, which is still read on every request.
-VERIFIED_TTL_SECONDS = 60
-VERIFIED_MAX = 10_000
-_verified: dict[tuple[str, bytes], _VerifiedToken] = {}
-
-
-def _verified_service_token(raw: bytes) -> _VerifiedToken | None:
-    """The verified service token `raw`, None when it is not a service token at all (so
-    TenantJWTAuthentication reads it), 401 invalid_token when it is one but not valid."""
-    key = (current_schema(), raw)
-    now = time.time()
-    hit = _verified.get(key)
-    if hit is not None and now < hit.good_until:
-        return hit
+def _verified_service_token(raw: bytes) -> IdpServiceToken | None:
+    """The verified service token `raw` (identity.tokens.read_token remembers it for a minute
+    per process), None when it is not a service token at all (so TenantJWTAuthentication
+    reads it), 401 invalid_token when it is one but not valid."""
     if _token_type_unverified(raw) != IdpServiceToken.token_type:
         return None  # a user's access token, or garbage
     try:
         token: Any = read_token(IdpServiceToken, raw)
     except TokenError as exc:
         raise ProblemError(ErrorCode.INVALID_TOKEN, "The service token is invalid or expired.") from exc
-    client_id, scope = token.get("sub"), token.get("scope")
+    client_id = token.get("sub")
     if not isinstance(client_id, str) or not client_id:
         raise ProblemError(ErrorCode.INVALID_TOKEN, "The service token names no client.")
-    verified = _VerifiedToken(
-        token=token,
-        client_id=client_id,
-        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
-        good_until=min(float(token["exp"]), now + VERIFIED_TTL_SECONDS),
-    )
-    if len(_verified) >= VERIFIED_MAX:
-        _verified.clear()
-    _verified[key] = verified
-    return verified
+    return token
 
 
 class ServiceTokenAuthentication(BaseAuthentication):
@@ -116,14 +82,15 @@ class ServiceTokenAuthentication(BaseAuthentication):
         parts = get_authorization_header(request).split()
         if len(parts) != 2 or parts[0].lower() != b"bearer":
             return None
-        verified = _verified_service_token(parts[1])
-        if verified is None:
+        token = _verified_service_token(parts[1])
+        if token is None:
             return None
-        access = service_client_access(verified.client_id)
+        client_id, scope = token["sub"], token.get("scope")
+        access = service_client_access(client_id)
         if access is None:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The service client was revoked.")
-        principal = ServicePrincipal(client_id=verified.client_id, scopes=verified.scopes, access=access)
-        return principal, verified.token
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return ServicePrincipal(client_id=client_id, scopes=scopes, access=access), token
 
     def authenticate_header(self, request: Request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'

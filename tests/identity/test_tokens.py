@@ -17,7 +17,9 @@ from rest_framework.test import APIClient
 
 from identity.keys import active_signing_key, forget_cached_keys
 from identity.models import AuditEvent, SigningKey, User
-from sessions.models import DeviceSession
+from identity.tokens import VERIFIED_TTL_SECONDS, TenantTokenBackend
+from sessions.models import DeviceSession, EndReason
+from sessions.services import sessions_end
 from tests.concurrency import in_parallel, on_own_connection
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, login_tokens
 from tests.core.test_errors import assert_problem
@@ -233,6 +235,67 @@ def test_an_authorization_header_that_is_not_bearer_is_not_authenticated(tenant_
     client = APIClient(HTTP_HOST=HOST, HTTP_AUTHORIZATION="Basic YWRtaW46cGFzc3dvcmQ=")
 
     assert_problem(client.get(WHOAMI), 401, "not_authenticated")
+
+
+# --- verified once a minute per process ---------------------------------------------------------
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """How many times a token was verified (the backend's decode: parsing, signature, claims)."""
+    calls = []
+    real = TenantTokenBackend.decode
+
+    def counted(self, token, verify=True):
+        calls.append(token.decode() if isinstance(token, bytes) else token)
+        return real(self, token, verify)
+
+    monkeypatch.setattr(TenantTokenBackend, "decode", counted)
+    return calls
+
+
+def test_an_access_token_is_verified_once_and_then_remembered_for_a_minute(tokens, decodes, monkeypatch):
+    assert whoami(tokens["access"]).status_code == 200
+    assert whoami(tokens["access"]).status_code == 200
+    assert len(decodes) == 1
+
+    now = time.time()
+    monkeypatch.setattr("identity.tokens.time.time", lambda: now + VERIFIED_TTL_SECONDS + 1)
+    assert whoami(tokens["access"]).status_code == 200
+    assert len(decodes) == 2
+
+
+def test_a_remembered_token_is_verified_again_once_its_exp_has_passed(tokens, tenant_a, decodes, monkeypatch):
+    claims = claims_of(tokens["access"]) | {"exp": int(time.time()) + 5}
+    short_lived = sign_with_acme_key(tenant_a, claims)
+    assert whoami(short_lived).status_code == 200
+
+    monkeypatch.setattr("identity.tokens.time.time", lambda: claims["exp"] + 0.5)  # within the minute
+    whoami(short_lived)
+
+    assert decodes == [short_lived, short_lived]
+
+
+def test_a_token_remembered_at_its_own_tenant_is_still_refused_at_another(tenant_a, tenant_b):
+    globex = login_tokens("globex.idp.test", SHARED_ADMIN_EMAIL)
+    assert whoami(globex["access"], host="globex.idp.test").status_code == 200
+
+    assert_problem(whoami(globex["access"]), 401, "invalid_token")
+
+
+def test_a_remembered_token_of_an_ended_session_is_refused_at_once(tokens):
+    assert whoami(tokens["access"]).status_code == 200
+    with schema_context("acme"):
+        sessions_end(list(DeviceSession.objects.filter(pk=tokens["session_id"])), reason=EndReason.ADMIN)
+
+    assert_problem(whoami(tokens["access"]), 401, "session_ended")
+
+
+def test_refresh_tokens_are_never_remembered(tokens, decodes):
+    refresh(tokens["refresh"])
+    assert_problem(refresh(tokens["refresh"]), 401, "token_reused")
+
+    assert decodes == [tokens["refresh"], tokens["refresh"]]
 
 
 # --- refresh, reuse, logout ----------------------------------------------------------------------
