@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class IdentityConfig(AppConfig):
@@ -7,3 +10,14 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         from identity import schema  # noqa: F401  # registers the OpenAPI auth extension
+        from identity.models import User
+
+        post_save.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_changed")
+        post_delete.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_deleted")
+
+
+def _user_row_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Every save or delete of a user retires its row cached for authentication."""
+    from identity.user_rows import user_row_changed
+
+    user_row_changed([instance.pk])

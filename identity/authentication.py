@@ -1,5 +1,7 @@
 """Bearer access tokens on every authenticated request, checked against the session state."""
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from rest_framework.request import Request
@@ -9,6 +11,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
 from identity.tokens import IdpAccessToken, read_token
+from identity.user_rows import user_row_get, user_row_keys
 from sessions.state import session_check_and_touch
 
 # Until a forced password change is done, only these answer (API.md "Forced password change").
@@ -38,8 +41,12 @@ class TenantJWTAuthentication(JWTAuthentication):
             token: Any = read_token(IdpAccessToken, raw)
         except TokenError as exc:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The access token is invalid or expired.") from exc
-        self.session_check(token.get("sid"))
-        user = User.objects.filter(pk=token["sub"]).first()
+        try:
+            user_id = uuid.UUID(str(token["sub"]))
+        except ValueError as exc:
+            raise ProblemError(ErrorCode.INVALID_TOKEN, "The token's user does not exist.") from exc
+        # The user's cached row rides along with the session check: one Redis round trip.
+        user = user_row_get(user_id, self.session_check(token.get("sid"), also_read=user_row_keys(user_id)))
         if user is None:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The token's user does not exist.")
         if not user.is_active:
@@ -48,10 +55,15 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise ProblemError(ErrorCode.PASSWORD_CHANGE_REQUIRED, "Change your password before anything else.")
         return user, token
 
-    def session_check(self, session_id: object) -> None:
-        """The token's device session must still be active; a request keeps it current."""
-        if not isinstance(session_id, str) or not session_check_and_touch(session_id):
+    def session_check(self, session_id: object, *, also_read: Sequence[str]) -> list[Any]:
+        """The token's device session must still be active; a request keeps it current.
+        Returns the cache values of `also_read`, read in the same round trip."""
+        if not isinstance(session_id, str):
             raise ProblemError(ErrorCode.SESSION_ENDED)
+        active, values = session_check_and_touch(session_id, also_read=also_read)
+        if not active:
+            raise ProblemError(ErrorCode.SESSION_ENDED)
+        return values
 
     @staticmethod
     def _exempt(request: Request) -> bool:

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from core.errors import ErrorCode, ProblemError, invalid_request
 from identity.models import User
 from identity.services.audit import audit_record
+from identity.user_rows import user_row_changed
 from rbac.catalog import ADMIN, ALL_PERMISSIONS, CODE_RE, Perm, covers
 from rbac.models import Branch, BranchUserObjectPermission, PermissionCode, Role, RoleAssignment
 from rbac.selectors import VERSION_KEY, effective_permissions_compute
@@ -113,6 +114,7 @@ def _admin_flag_sync(user: User) -> None:
     if is_admin:
         fields["is_staff"] = True
     User.objects.filter(pk=user.pk).update(**fields)
+    user_row_changed([user.pk])
     for name, value in fields.items():
         setattr(user, name, value)
 
@@ -372,7 +374,11 @@ def branch_update(*, branch: Branch, actor: User, **fields: Any) -> Branch:
     moved = 0
     if after["external_id"] != before["external_id"]:
         # Users name their branch by external id: they follow the rename.
-        moved = User.objects.filter(branch_id=before["external_id"]).update(branch_id=after["external_id"])
+        moving = list(
+            User.objects.select_for_update().filter(branch_id=before["external_id"]).values_list("pk", flat=True)
+        )
+        moved = User.objects.filter(pk__in=moving).update(branch_id=after["external_id"])
+        user_row_changed(moving)
     if after != before:
         rbac_changed()  # cached sets are keyed by external id
         audit_record(

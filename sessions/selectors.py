@@ -19,9 +19,10 @@ from identity.tokens import (
     jti_hash,
     read_token,
 )
+from identity.user_rows import user_row_get, user_row_keys
 from rbac.service_clients import service_client_access
 from sessions.models import DeviceSession
-from sessions.state import session_is_active
+from sessions.state import session_is_active, session_state_read
 
 
 def active_sessions() -> Q:
@@ -124,12 +125,14 @@ def token_introspect(*, token: str) -> dict[str, Any]:
 
 def _access_introspect(token: IdpAccessToken) -> dict[str, Any]:
     session_id, user_id = _uuid(token.get("sid")), _uuid(token.get("sub"))
-    if session_id is None or user_id is None or not session_is_active(str(session_id)):
+    if session_id is None or user_id is None:
         return INACTIVE
-    email = User.objects.filter(pk=user_id, is_active=True).values_list("email", flat=True).first()
-    if email is None:
+    # The user's cached row is read with the session state, in one round trip.
+    active, cached = session_state_read(str(session_id), also_read=user_row_keys(user_id))
+    user = user_row_get(user_id, cached) if active else None
+    if user is None or not user.is_active:
         return INACTIVE
-    return {"active": True, "token_type": "access_token", **_claims(token, _ACCESS_CLAIMS), "username": email}
+    return {"active": True, "token_type": "access_token", **_claims(token, _ACCESS_CLAIMS), "username": user.email}
 
 
 def _refresh_introspect(token: IdpRefreshToken) -> dict[str, Any]:

@@ -10,6 +10,8 @@ heals by itself within PROVISIONAL_TTL_SECONDS). Readers fill a missing entry on
 
 import logging
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -33,18 +35,7 @@ def _active_in_database(session_id: str) -> bool:
 
 
 def session_is_active(session_id: str) -> bool:
-    try:
-        session_id = str(uuid.UUID(session_id))
-    except (ValueError, TypeError, AttributeError):
-        return False  # not a session id at all (a signed token can still carry anything)
-    try:
-        state = cache.get(_key(session_id))
-    except Exception:
-        logger.warning("Session cache unavailable; checking session %s in the database", session_id)
-        return _active_in_database(session_id)
-    if state is not None:
-        return state == ACTIVE
-    return _state_fill(session_id)
+    return session_state_read(session_id)[0]
 
 
 def _state_fill(session_id: str) -> bool:
@@ -89,30 +80,51 @@ def session_touch(session_id: str) -> None:
         _last_active_write(session_id)
 
 
-def session_check_and_touch(session_id: str) -> bool:
+def session_check_and_touch(session_id: str, *, also_read: Sequence[str] = ()) -> tuple[bool, list[Any]]:
     """session_is_active and then session_touch, in one Redis round trip when warm (asked on
     every authenticated request): the state is read and the minute's touch marker claimed
     together. An ended session is never written to: the marker it may claim only expires."""
+    return session_state_read(session_id, touch=True, also_read=also_read)
+
+
+def session_state_read(
+    session_id: str, *, touch: bool = False, also_read: Sequence[str] = ()
+) -> tuple[bool, list[Any]]:
+    """Whether the session is active, and the cache values of `also_read` (None for a missing
+    key), in one Redis round trip: what a request needs beside the session state (the user's
+    row, identity.user_rows) rides along. With `touch`, the minute's touch marker is claimed
+    in the same trip. Redis unavailable: the database answers, the values are all None and
+    nothing is written."""
+    unread: list[Any] = [None] * len(also_read)
     try:
         session_id = str(uuid.UUID(session_id))
     except (ValueError, TypeError, AttributeError):
-        return False
-    client = getattr(cache, "client", None)  # django-redis; another cache takes the two steps
-    if client is None or not hasattr(client, "get_client"):
-        active = session_is_active(session_id)
-        if active:
-            session_touch(session_id)
-        return active
+        return False, unread
     try:
-        pipeline = client.get_client(write=True).pipeline(transaction=False)
-        pipeline.get(cache.make_key(_key(session_id)))
-        pipeline.set(cache.make_key(_touch_key(session_id)), client.encode(1), nx=True, ex=TOUCH_INTERVAL_SECONDS)
-        raw_state, first_this_minute = pipeline.execute()
+        raw_state, first_this_minute, values = _read(session_id, touch, also_read)
     except Exception:
         logger.warning("Session cache unavailable; checking session %s in the database", session_id)
-        return _active_in_database(session_id)  # and no write: see session_touch
+        return _active_in_database(session_id), unread  # and no write: see session_touch
     # A missing entry: the database answers and fills it, set-if-absent.
-    active = _state_fill(session_id) if raw_state is None else client.decode(raw_state) == ACTIVE
+    active = _state_fill(session_id) if raw_state is None else raw_state == ACTIVE
     if active and first_this_minute:
         _last_active_write(session_id)
-    return active
+    return active, values
+
+
+def _read(session_id: str, touch: bool, also_read: Sequence[str]) -> tuple[Any, bool, list[Any]]:
+    """(the state, whether this request claimed the touch marker, the values of also_read)."""
+    client = getattr(cache, "client", None)  # django-redis: one pipeline
+    if client is None or not hasattr(client, "get_client"):  # another cache: several steps
+        found = cache.get_many([_key(session_id), *also_read])
+        first = bool(touch and cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS))
+        return found.get(_key(session_id)), first, [found.get(key) for key in also_read]
+    pipeline = client.get_client(write=True).pipeline(transaction=False)
+    pipeline.get(cache.make_key(_key(session_id)))
+    for key in also_read:
+        pipeline.get(cache.make_key(key))
+    if touch:
+        pipeline.set(cache.make_key(_touch_key(session_id)), client.encode(1), nx=True, ex=TOUCH_INTERVAL_SECONDS)
+    raw = pipeline.execute()
+    decoded = [None if value is None else client.decode(value) for value in raw[: 1 + len(also_read)]]
+    return decoded[0], bool(touch and raw[-1]), decoded[1:]
