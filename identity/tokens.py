@@ -11,7 +11,10 @@ its origin is the issuer. What a token must carry to be accepted:
 - the `token_type` of the class reading it (an access token is not a refresh token).
 """
 
+import base64
+import binascii
 import hashlib
+import json
 import time
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -27,6 +30,23 @@ from identity.keys import active_signing_key, verification_key
 LEEWAY_SECONDS = 10
 MAX_TOKEN_BYTES = 8192
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
+
+
+def token_type_unverified(raw: str | bytes) -> str | None:
+    """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
+    then verifies the token fully (and checks that claim again, signed): a plain base64 and
+    JSON read of the payload segment. None for anything that is not a JWT of reasonable size."""
+    if isinstance(raw, str):
+        raw = raw.encode("ascii", errors="replace")
+    parts = raw.split(b".") if isinstance(raw, bytes) and len(raw) <= MAX_TOKEN_BYTES else []
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    kind = claims.get("token_type") if isinstance(claims, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def jti_hash(jti: str) -> str:

@@ -10,9 +10,6 @@ A verified service token counts only while its client is active
 (rbac.service_clients.service_client_access, asked on every request).
 """
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.exceptions import TokenError
 
 from core.errors import ErrorCode, ProblemError
-from identity.tokens import MAX_TOKEN_BYTES, IdpServiceToken, read_token
+from identity.tokens import IdpServiceToken, read_token, token_type_unverified
 from rbac.permissions import Requirement
 from rbac.service_clients import ServiceClientAccess, service_client_access
 
@@ -46,24 +43,11 @@ class ServicePrincipal:
         return f"service client {self.client_id}"
 
 
-def _token_type_unverified(raw: bytes) -> Any:
-    """The `token_type` claim read without verifying anything, only to choose which class
-    verifies the token (so it is a plain base64 and JSON read of the payload segment)."""
-    parts = raw.split(b".")
-    if len(raw) > MAX_TOKEN_BYTES or len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    return claims.get("token_type") if isinstance(claims, dict) else None
-
-
 def _verified_service_token(raw: bytes) -> IdpServiceToken | None:
     """The verified service token `raw` (identity.tokens.read_token remembers it for a minute
     per process), None when it is not a service token at all (so TenantJWTAuthentication
     reads it), 401 invalid_token when it is one but not valid."""
-    if _token_type_unverified(raw) != IdpServiceToken.token_type:
+    if token_type_unverified(raw) != IdpServiceToken.token_type:
         return None  # a user's access token, or garbage
     try:
         token: Any = read_token(IdpServiceToken, raw)

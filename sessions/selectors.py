@@ -3,7 +3,6 @@
 import uuid
 from typing import Any
 
-import jwt
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -11,13 +10,13 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from identity.models import User
 from identity.tokens import (
-    MAX_TOKEN_BYTES,
     IdpAccessToken,
     IdpRefreshToken,
     IdpServiceToken,
     TenantToken,
     jti_hash,
     read_token,
+    token_type_unverified,
 )
 from identity.user_rows import user_row_get, user_row_keys
 from rbac.service_clients import service_client_access
@@ -46,20 +45,6 @@ def user_session_get(*, user: User, session_id: str) -> DeviceSession | None:
 # --- introspection (RFC 7662) ------------------------------------------------------------------
 
 INACTIVE: dict[str, Any] = {"active": False}
-
-
-def token_type_unverified(raw: str) -> str | None:
-    """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
-    then verifies the token fully (and checks that claim again, signed). None for anything
-    that is not a JWT of reasonable size."""
-    if not isinstance(raw, str) or not raw or len(raw) > MAX_TOKEN_BYTES:
-        return None
-    try:
-        claims = jwt.decode(raw, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return None
-    kind = claims.get("token_type") if isinstance(claims, dict) else None
-    return kind if isinstance(kind, str) else None
 
 
 TOKEN_CLASSES: dict[str, type[TenantToken]] = {

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from identity.keys import active_signing_key, forget_cached_keys
 from identity.models import AuditEvent, SigningKey, User
-from identity.tokens import VERIFIED_TTL_SECONDS, TenantTokenBackend
+from identity.tokens import VERIFIED_TTL_SECONDS, TenantTokenBackend, token_type_unverified
 from sessions.models import DeviceSession, EndReason
 from sessions.services import sessions_end
 from tests.concurrency import in_parallel, on_own_connection
@@ -457,3 +457,28 @@ def test_a_tenant_can_sign_with_es256_or_eddsa_and_older_tokens_stay_valid(
     assert whoami(fresh["access"]).status_code == 200
     published = {key["alg"] for key in APIClient(HTTP_HOST=HOST).get("/.well-known/jwks.json").json()["keys"]}
     assert {"RS256", algorithm} <= published
+
+
+# --- the unverified type, which only chooses the class that verifies --------------------------
+
+
+def test_the_unverified_token_type_is_read_from_str_and_bytes(tokens):
+    assert token_type_unverified(tokens["access"]) == "access"
+    assert token_type_unverified(tokens["refresh"].encode()) == "refresh"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "x.!!!.y",
+        "x." + b64(b"[1, 2]") + ".y",
+        "x." + b64(json.dumps({"token_type": 3}).encode()) + ".y",
+        "ä.ö.ü",
+        "x." + b64(json.dumps({"token_type": "access", "pad": "a" * 9000}).encode()) + ".y",
+    ],
+)
+def test_anything_but_a_jwt_naming_its_type_has_no_unverified_type(raw):
+    assert token_type_unverified(raw) is None
