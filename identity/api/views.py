@@ -80,11 +80,14 @@ class TokenRefreshView(APIView):
         refresh = token_services.refresh_token_read(serializer.validated_data["refresh"])
         # Only a live session is throttled: an ended one must answer its 401 (or a disabled
         # account its 403), never 429. token_refresh gives those refusals in API.md's order.
-        if session_is_active(str(refresh.get("sid", ""))):
-            request._request.refresh_session_id = refresh["sid"]  # type: ignore[attr-defined]
-            throttle = SessionRefreshThrottle()
-            if not throttle.allow_request(request, self):
+        # The session's state is read only when the limit is reached (a Redis round trip
+        # that a refresh within its limit does without).
+        request._request.refresh_session_id = refresh.get("sid", "")  # type: ignore[attr-defined]
+        throttle = SessionRefreshThrottle()
+        if not throttle.allow_request(request, self):
+            if session_is_active(str(refresh.get("sid", ""))):
                 self.throttled(request, throttle.wait() or 1.0)
+            del request._request.ratelimit  # type: ignore[attr-defined]  # not limited: no Retry-After
         return Response(_pair_body(token_services.token_refresh(refresh=refresh)))
 
 

@@ -2,7 +2,7 @@
 
 A session owns one refresh-token family. Refresh rotates: the presented token is
 blacklisted (simplejwt's token_blacklist, ids stored hashed) and a new pair is issued. The
-row of the presented token is locked FOR UPDATE, so of many concurrent refreshes of one
+row of the token's session is locked FOR UPDATE, so of many concurrent refreshes of one
 token exactly one rotates it; a token presented again after its rotation is reuse, which
 ends the whole session: someone else holds a copy.
 """
@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
-from identity.selectors import user_role_names
+from identity.selectors import role_names_expression, user_role_names
 from identity.services.audit import audit_record
 from identity.services.security import refresh_reuse_observe
 from identity.tokens import IdpAccessToken, IdpRefreshToken, current_tenant, jti_hash, read_token
@@ -35,13 +36,15 @@ class TokenPair:
     roles: list[str]  # the access token's `roles` claim: the user's role names
 
 
-def access_token_for(*, user: User, session: DeviceSession) -> IdpAccessToken:
+def access_token_for(*, user: User, session: DeviceSession, roles: list[str] | None = None) -> IdpAccessToken:
+    """The access token of `session`; `roles`: the user's role names when the caller read
+    them already (user_role_names otherwise)."""
     tenant = current_tenant()
     token = IdpAccessToken()
     token["sub"] = str(user.pk)
     token["sid"] = str(session.pk)
     token["did"] = session.device_id
-    token["roles"] = user_role_names(user)
+    token["roles"] = user_role_names(user) if roles is None else roles
     token["email"] = user.email
     token["name"] = user.full_name
     for field in tenant.effective_policy["extra_claims"]:
@@ -51,7 +54,7 @@ def access_token_for(*, user: User, session: DeviceSession) -> IdpAccessToken:
     return token
 
 
-def token_pair_issue(*, user: User, session: DeviceSession) -> TokenPair:
+def token_pair_issue(*, user: User, session: DeviceSession, roles: list[str] | None = None) -> TokenPair:
     """A new access and refresh token for `session`; the refresh token becomes the one the
     session accepts next. Call inside the transaction that created or locked the session."""
     refresh = IdpRefreshToken()
@@ -74,7 +77,7 @@ def token_pair_issue(*, user: User, session: DeviceSession) -> TokenPair:
     now = timezone.now()
     DeviceSession.objects.filter(pk=session.pk).update(refresh_jti_hash=hashed, last_active_at=now)
     session.refresh_jti_hash, session.last_active_at = hashed, now
-    access = access_token_for(user=user, session=session)
+    access = access_token_for(user=user, session=session, roles=roles)
     lifetime = int(access["exp"]) - int(access["iat"])
     return TokenPair(
         access=str(access),
@@ -98,14 +101,27 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
     """Rotate `refresh` (already read with refresh_token_read). Refusals, in API.md's order:
     403 account_disabled, 401 session_ended, 401 token_reused (the session ends too)."""
     with transaction.atomic():
-        # order_by(): the model orders by its nullable user FK, an outer join FOR UPDATE refuses.
+        # Every refresh of a family locks its session's row first: of many concurrent
+        # refreshes of one token exactly one rotates it. The user and their role names (the
+        # new access token's `roles`) come in the same query.
+        sessions = DeviceSession.objects.select_for_update(of=("self",)).select_related("user")
+        roles = role_names_expression(OuterRef("user_id"))
+        if roles is not None:
+            sessions = sessions.annotate(role_names=roles)
+        session = sessions.filter(pk=refresh.get("sid")).first()
+        # A new statement once the lock is held, so it sees a rotation that committed while
+        # this one waited: the token's row, and whether it was used already.
         outstanding = (
-            OutstandingToken.objects.select_for_update().filter(jti=jti_hash(refresh["jti"])).order_by().first()
+            OutstandingToken.objects.filter(jti=jti_hash(refresh["jti"]))
+            .order_by()  # the model orders by its nullable user FK, a join this does not need
+            .annotate(used=Exists(BlacklistedToken.objects.filter(token=OuterRef("pk"))))
+            .first()
+            if session is not None
+            else None
         )
-        session = DeviceSession.objects.select_for_update().filter(pk=refresh.get("sid")).first()
         if outstanding is None or session is None or str(session.user_id) != refresh["sub"]:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
-        user = User.objects.get(pk=session.user_id)
+        user = session.user
         if not user.is_active:
             raise ProblemError(ErrorCode.ACCOUNT_DISABLED)
         if session.ended_at is not None:
@@ -114,7 +130,7 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
         if session.expires_at <= timezone.now():
             sessions_end([session], reason=EndReason.EXPIRED)
             refusal = ProblemError(ErrorCode.SESSION_ENDED, "The session reached its absolute time limit.")
-        elif BlacklistedToken.objects.filter(token=outstanding).exists():
+        elif outstanding.used:
             sessions_end([session], reason=EndReason.REFRESH_REUSE)
             audit_record(
                 type="token.reused", target=user, data={"session_id": str(session.pk), "device_id": session.device_id}
@@ -123,7 +139,8 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
             refusal = ProblemError(ErrorCode.TOKEN_REUSED, "This refresh token was already used; the session ended.")
         else:
             BlacklistedToken.objects.create(token=outstanding)
-            return token_pair_issue(user=user, session=session)
+            role_names = sorted(set(getattr(session, "role_names", None) or []))  # the annotation
+            return token_pair_issue(user=user, session=session, roles=role_names)
     raise refusal
 
 
