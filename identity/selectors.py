@@ -2,7 +2,6 @@
 
 import uuid
 from collections.abc import Collection
-from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -14,13 +13,6 @@ def user_role_names(user: User) -> list[str]:
     from rbac.selectors import user_role_names as assigned_role_names
 
     return assigned_role_names(user)
-
-
-def role_names_expression(user_id: Any) -> Any:
-    """user_role_names as a query expression (rbac.selectors.role_names_expression)."""
-    from rbac.selectors import role_names_expression as assigned_role_names_expression
-
-    return assigned_role_names_expression(user_id)
 
 
 def user_list(

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
 from django.db.models import QuerySet
 
@@ -120,15 +119,6 @@ def user_role_names(user: User) -> list[str]:
     if current_schema() == "public":
         return []
     return sorted(set(RoleAssignment.objects.filter(user=user).values_list("role__name", flat=True)))
-
-
-def role_names_expression(user_id: Any) -> ArraySubquery | None:
-    """user_role_names as an expression, for reading them in the query that reads the user
-    (`user_id`: an OuterRef to the user's id); sort and deduplicate what it gives. None in
-    the public schema (no roles there)."""
-    if current_schema() == "public":
-        return None
-    return ArraySubquery(RoleAssignment.objects.filter(user_id=user_id).order_by().values("role__name"))
 
 
 def permission_list() -> QuerySet[PermissionCode]:

@@ -12,16 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
-from identity.selectors import role_names_expression, user_role_names
+from identity.selectors import user_role_names
 from identity.services.audit import audit_record
 from identity.services.security import refresh_reuse_observe
+from identity.token_rows import refresh_consume, refresh_record, session_lock
 from identity.tokens import IdpAccessToken, IdpRefreshToken, current_tenant, jti_hash, read_token
 from sessions.models import DeviceSession, EndReason
 from sessions.services import sessions_end
@@ -64,19 +63,14 @@ def token_pair_issue(*, user: User, session: DeviceSession, roles: list[str] | N
     # The family's absolute limit caps every refresh token in it.
     exp = min(int(refresh["exp"]), int(session.expires_at.timestamp()))
     refresh["exp"] = exp
-    hashed = jti_hash(refresh["jti"])
-    OutstandingToken.objects.create(
-        user=user,
-        jti=hashed,
-        token="",  # the token itself is a secret: only its hashed id is kept
-        created_at=timezone.now(),
+    # The refresh token the session accepts next (its hashed id only: the token is a secret),
+    # and the session's activity (a login or a refresh is activity): one statement.
+    refresh_record(
+        session=session,
+        jti_hash=jti_hash(refresh["jti"]),
         expires_at=datetime.fromtimestamp(exp, tz=UTC),
+        now=timezone.now(),
     )
-    # One write: the refresh token the session accepts next, and the session's activity (a
-    # login or a refresh is activity).
-    now = timezone.now()
-    DeviceSession.objects.filter(pk=session.pk).update(refresh_jti_hash=hashed, last_active_at=now)
-    session.refresh_jti_hash, session.last_active_at = hashed, now
     access = access_token_for(user=user, session=session, roles=roles)
     lifetime = int(access["exp"]) - int(access["iat"])
     return TokenPair(
@@ -102,45 +96,32 @@ def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
     403 account_disabled, 401 session_ended, 401 token_reused (the session ends too)."""
     with transaction.atomic():
         # Every refresh of a family locks its session's row first: of many concurrent
-        # refreshes of one token exactly one rotates it. The user and their role names (the
-        # new access token's `roles`) come in the same query.
-        sessions = DeviceSession.objects.select_for_update(of=("self",)).select_related("user")
-        roles = role_names_expression(OuterRef("user_id"))
-        if roles is not None:
-            sessions = sessions.annotate(role_names=roles)
-        session = sessions.filter(pk=refresh.get("sid")).first()
-        # A new statement once the lock is held, so it sees a rotation that committed while
-        # this one waited: the token's row, and whether it was used already.
-        outstanding = (
-            OutstandingToken.objects.filter(jti=jti_hash(refresh["jti"]))
-            .order_by()  # the model orders by its nullable user FK, a join this does not need
-            .annotate(used=Exists(BlacklistedToken.objects.filter(token=OuterRef("pk"))))
-            .first()
-            if session is not None
-            else None
-        )
-        if outstanding is None or session is None or str(session.user_id) != refresh["sub"]:
+        # refreshes of one token exactly one rotates it.
+        locked = session_lock(refresh.get("sid"))
+        if locked is None or str(locked.session.user_id) != refresh["sub"]:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
-        user = session.user
+        session, user = locked.session, locked.user
         if not user.is_active:
             raise ProblemError(ErrorCode.ACCOUNT_DISABLED)
         if session.ended_at is not None:
             raise ProblemError(ErrorCode.SESSION_ENDED)
+        now = timezone.now()
         # The two refusals below end the session, so they are raised after this block commits.
-        if session.expires_at <= timezone.now():
+        if session.expires_at <= now:
             sessions_end([session], reason=EndReason.EXPIRED)
             refusal = ProblemError(ErrorCode.SESSION_ENDED, "The session reached its absolute time limit.")
-        elif outstanding.used:
+        else:
+            fresh = refresh_consume(jti_hash=jti_hash(refresh["jti"]), now=now)
+            if fresh is None:
+                raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
+            if fresh:
+                return token_pair_issue(user=user, session=session, roles=locked.role_names)
             sessions_end([session], reason=EndReason.REFRESH_REUSE)
             audit_record(
                 type="token.reused", target=user, data={"session_id": str(session.pk), "device_id": session.device_id}
             )
             refresh_reuse_observe(user=user, session_id=str(session.pk), device_id=session.device_id)
             refusal = ProblemError(ErrorCode.TOKEN_REUSED, "This refresh token was already used; the session ended.")
-        else:
-            BlacklistedToken.objects.create(token=outstanding)
-            role_names = sorted(set(getattr(session, "role_names", None) or []))  # the annotation
-            return token_pair_issue(user=user, session=session, roles=role_names)
     raise refusal
 
 
