@@ -1,5 +1,8 @@
 """Platform operators log in on the public host and call the platform API with that token."""
 
+import jwt
+from rest_framework.test import APIClient
+
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, login_tokens
 from tests.core.test_errors import assert_problem
 from tests.factories import TEST_PASSWORD
@@ -28,3 +31,15 @@ def test_a_tenant_admins_token_is_worthless_on_the_public_host(tenant_a_admin):
     response = bearer_client(PUBLIC, tokens["access"]).get("/api/v1/platform/tenants/")
 
     assert_problem(response, 401, "invalid_token")
+
+
+def test_an_operator_refreshes_on_the_public_host_and_the_new_token_carries_no_roles(operator):
+    tokens = login_tokens(PUBLIC, operator.email, TEST_PASSWORD)
+
+    response = APIClient(HTTP_HOST=PUBLIC).post(
+        "/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert jwt.decode(response.json()["access"], options={"verify_signature": False})["roles"] == []
+    assert bearer_client(PUBLIC, response.json()["access"]).get("/api/v1/platform/tenants/").status_code == 200

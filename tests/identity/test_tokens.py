@@ -14,10 +14,13 @@ from django.core.management import call_command
 from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from identity.keys import active_signing_key, forget_cached_keys
 from identity.models import AuditEvent, SigningKey, User
 from identity.tokens import VERIFIED_TTL_SECONDS, TenantTokenBackend, token_type_unverified
+from rbac.models import Branch, Role
+from rbac.services import role_assign
 from sessions.models import DeviceSession, EndReason
 from sessions.services import sessions_end
 from tests.concurrency import in_parallel, on_own_connection
@@ -316,6 +319,35 @@ def test_refresh_rotates_and_the_old_refresh_token_is_then_reuse_that_ends_the_s
     with schema_context("acme"):
         assert DeviceSession.objects.get(pk=tokens["session_id"]).end_reason == "refresh_reuse"
         assert AuditEvent.objects.filter(type="token.reused").count() == 1
+
+
+def test_a_refreshed_access_token_carries_the_users_role_names_as_they_are_now(tokens, tenant_a):
+    with schema_context("acme"):
+        admin = User.objects.get(email=SHARED_ADMIN_EMAIL)
+        branch = Branch.objects.create(external_id="b-7", name="Branch 7")
+        role_assign(user=admin, role=Role.objects.get(name="Manager"), branch=branch, actor=None)
+        role_assign(user=admin, role=Role.objects.get(name="Auditor"), branch=None, actor=None)
+        role_assign(user=admin, role=Role.objects.get(name="Auditor"), branch=branch, actor=None)
+
+    new = refresh(tokens["refresh"]).json()
+
+    assert claims_of(new["access"])["roles"] == ["Admin", "Auditor", "Manager"]  # each name once, sorted
+
+
+def test_refresh_records_the_next_token_hashed_and_points_the_session_at_it(tokens, tenant_a):
+    new = refresh(tokens["refresh"]).json()
+
+    next_hash = hashlib.sha256(claims_of(new["refresh"])["jti"].encode()).hexdigest()
+    with schema_context("acme"):
+        session = DeviceSession.objects.get(pk=tokens["session_id"])
+        recorded = OutstandingToken.objects.get(jti=next_hash)
+        used_hash = hashlib.sha256(claims_of(tokens["refresh"])["jti"].encode()).hexdigest()
+        assert BlacklistedToken.objects.filter(token__jti=used_hash).exists()
+        assert not BlacklistedToken.objects.filter(token=recorded).exists()
+    assert session.refresh_jti_hash == next_hash
+    assert recorded.token == ""  # only the hashed id is kept
+    assert recorded.user_id == session.user_id
+    assert int(recorded.expires_at.timestamp()) == claims_of(new["refresh"])["exp"]
 
 
 def test_refresh_is_throttled_per_session_after_the_token_is_read(tokens):
