@@ -3,6 +3,7 @@
 from typing import Any
 
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -30,3 +31,15 @@ class StrictInputSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         return value
+
+
+class TokenField(serializers.CharField):
+    """A token as a client sends it (a JWT: about 700 ASCII characters). Whoever reads it
+    verifies every character of it (identity.tokens.read_token refuses anything that is not
+    a well-formed token of this tenant, surrogates included, with 401 invalid_token), so
+    CharField's own surrogate check, a walk over each character in Python, is left out: on
+    the refresh and introspection paths it cost as much as a database query."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators if not isinstance(v, ProhibitSurrogateCharactersValidator)]

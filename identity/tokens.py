@@ -32,20 +32,28 @@ MAX_TOKEN_BYTES = 8192
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
 
 
-def token_type_unverified(raw: str | bytes) -> str | None:
-    """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
-    then verifies the token fully (and checks that claim again, signed): a plain base64 and
-    JSON read of the payload segment. None for anything that is not a JWT of reasonable size."""
+def _segment_unverified(raw: str | bytes, index: int) -> dict[str, Any] | None:
+    """Segment `index` of a JWT (0 the header, 1 the claims) read WITHOUT verifying anything:
+    a plain base64 and JSON read, only to choose how the token is then verified in full
+    (which reads and checks both again). None for anything that is not a JWT of reasonable
+    size. PyJWT's own unverified read walks every character in Python, and a verification
+    after it walks them all again."""
     if isinstance(raw, str):
         raw = raw.encode("ascii", errors="replace")
     parts = raw.split(b".") if isinstance(raw, bytes) and len(raw) <= MAX_TOKEN_BYTES else []
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
+        value = json.loads(base64.urlsafe_b64decode(parts[index] + b"=" * (-len(parts[index]) % 4)))
     except (ValueError, binascii.Error):
         return None
-    kind = claims.get("token_type") if isinstance(claims, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def token_type_unverified(raw: str | bytes) -> str | None:
+    """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
+    then verifies the token fully (and checks that claim again, signed)."""
+    kind = (_segment_unverified(raw, 1) or {}).get("token_type")
     return kind if isinstance(kind, str) else None
 
 
@@ -99,10 +107,9 @@ class TenantTokenBackend(TokenBackend):
             token = token.decode("ascii", errors="replace")
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenBackendError("Token is too large")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
-            raise TokenBackendError("Token is malformed") from exc
+        header = _segment_unverified(token, 0)  # only to find the key: jwt.decode reads it again
+        if header is None:
+            raise TokenBackendError("Token is malformed")
         kid = header.get("kid")
         key = verification_key(kid) if isinstance(kid, str) and kid else None
         if key is None or header.get("alg") != key.algorithm:

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.serializers import TokenField
 from identity.models import User
 from identity.selectors import user_role_names
 
@@ -15,11 +16,11 @@ class LoginSerializer(serializers.Serializer):
 # No max_length on tokens: an oversized token is a malformed one, refused 401 invalid_token
 # by identity.tokens (MAX_TOKEN_BYTES), not a 400 about a field.
 class RefreshSerializer(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = TokenField()
 
 
 class LogoutSerializer(serializers.Serializer):
-    refresh = serializers.CharField(required=False)
+    refresh = TokenField(required=False)
 
 
 class TokenUserSerializer(serializers.ModelSerializer):

@@ -34,6 +34,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ErrorCode, ProblemError
+from core.serializers import TokenField
 from core.tenancy import current_schema
 from rbac.api.clients_views import BASIC_CHALLENGE, client_credentials
 from rbac.authentication import HasServiceScope, ServicePrincipal
@@ -118,7 +119,7 @@ class ClientCredentialsScheme(OpenApiAuthenticationExtension):
 class OAuthTokenBodySerializer(serializers.Serializer):
     """RFC 7662 2.1 / RFC 7009 2.1, form-encoded or JSON."""
 
-    token = serializers.CharField(help_text="The token asked about (access, refresh or service token).")
+    token = TokenField(help_text="The token asked about (access, refresh or service token).")
     token_type_hint = serializers.CharField(
         required=False,
         allow_blank=True,

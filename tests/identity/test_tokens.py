@@ -234,6 +234,16 @@ def test_malformed_or_huge_tokens_get_401_not_500(tenant_a, raw):
     assert_problem(refresh(raw), 401, "invalid_token")
 
 
+def test_a_refresh_token_with_a_lone_surrogate_gets_401_not_500(tokens):
+    client = APIClient(HTTP_HOST=HOST)
+    surrogate = "\\ud800"  # as JSON escapes it
+    for raw in [tokens["refresh"][:-1] + surrogate, surrogate + ".x.y"]:
+        body = '{"refresh": "' + raw + '"}'
+        response = client.post(REFRESH, data=body.encode(), content_type="application/json")
+
+        assert_problem(response, 401, "invalid_token")
+
+
 def test_an_authorization_header_that_is_not_bearer_is_not_authenticated(tenant_a):
     client = APIClient(HTTP_HOST=HOST, HTTP_AUTHORIZATION="Basic YWRtaW46cGFzc3dvcmQ=")
 
