@@ -399,6 +399,33 @@ def test_a_request_without_a_token_is_400_invalid_request_and_nothing_changes(pa
     assert acme_state() == before
 
 
+def test_a_token_with_surrounding_blanks_is_read_as_the_serializer_reads_it(cook_tokens, introspector):
+    answer = introspection_of(f"  {cook_tokens['access']}\n", introspector, token_type_hint="")
+
+    assert answer["active"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"token": "x\x00y"}, "token"),
+        ({"token": "t", "token_type_hint": "h" * 65}, "token_type_hint"),
+        ({"token": "t", "token_type_hint": "a\x00"}, "token_type_hint"),
+    ],
+)
+def test_a_body_the_serializer_refuses_is_400_naming_the_field(body, field, introspector):
+    response = form_post(INTROSPECT, body, credentials=introspector)
+
+    assert field in assert_problem(response, 400, "invalid_request")["errors"]
+
+
+@pytest.mark.parametrize("body", [[{"token": "t"}], "token", 7])
+def test_a_json_body_that_is_not_an_object_is_400_not_500(body, introspector):
+    response = APIClient(HTTP_HOST=HOST, HTTP_AUTHORIZATION=basic(*introspector)).post(INTROSPECT, body, format="json")
+
+    assert_problem(response, 400, "invalid_request")
+
+
 @pytest.mark.parametrize("path", [INTROSPECT, REVOKE])
 def test_the_oauth_endpoints_are_not_served_on_the_public_host(path, introspector):
     response = form_post(path, {"token": "anything"}, credentials=introspector, host=PUBLIC_HOST)
