@@ -386,16 +386,20 @@ def run(argv: list[str], env: dict[str, str]) -> str:
 
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int, *, host: str) -> Iterator[int]:
-    """gunicorn (gthread workers, one thread each) serving the settings of `env`; ready once
-    the tenant `host` answers the ping and every worker is up. Yields the master's pid."""
-    argv = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", "1",
-        "--keep-alive", "30",
-        "--log-level", "warning",
-    ]  # fmt: skip
+    """gunicorn as deployed (deploy/gunicorn.conf.py: gthread workers of GUNICORN_THREADS
+    threads, 4 by default) serving the settings of `env`, `workers` processes on 127.0.0.1;
+    ready once the tenant `host` answers the ping and every worker is up. Yields the
+    master's pid. Two settings differ from a deployment's, for the measurement's sake: no
+    worker is replaced after GUNICORN_MAX_REQUESTS (a new process mid-run would start cold
+    and take its CPU time with it), and no access log (the load generator counts)."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi:application"]
+    env = env | {
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+        "GUNICORN_MAX_REQUESTS": "0",
+        "GUNICORN_ACCESS_LOG": "false",
+        "GUNICORN_LOG_LEVEL": "warning",
+    }
     process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 60

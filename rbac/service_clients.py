@@ -14,8 +14,10 @@
   costs the same, for an unknown client id, a wrong secret and a revoked client.
 """
 
+import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache as memoize
@@ -27,6 +29,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.errors import ErrorCode, ProblemError, invalid_request
+from core.tenancy import current_schema
 from identity.hashers import CLIENT_SECRET_HASHER
 from identity.models import User
 from identity.services.audit import audit_record
@@ -180,7 +183,49 @@ def service_client_authenticate(*, client_id: str, client_secret: str) -> Servic
     return client
 
 
-def service_token_issue(*, client: ServiceClient, scope: str | None = None) -> IssuedServiceToken:
+# Client authentications this process has verified: (schema, client id, SHA-256 of the secret)
+# -> (until when, the client's scopes). A client's id, secret and scopes never change after
+# creation (it can only be revoked), and its revocation state is read on every call
+# (service_client_access), so a remembered authentication spares the client's row and the
+# secret's hash for a minute and nothing else; only a digest of the secret is kept. A hit
+# needs the right secret, so it tells an unknown id from a wrong secret no better than a miss.
+AUTHENTICATED_TTL_SECONDS = 60
+AUTHENTICATED_MAX = 10_000
+_authenticated: dict[tuple[str, str, bytes], tuple[float, tuple[str, ...]]] = {}
+
+
+@dataclass(frozen=True)
+class VerifiedClient:
+    client_id: str
+    scopes: tuple[str, ...]
+    access: ServiceClientAccess
+
+
+def service_client_verify(*, client_id: str, client_secret: str) -> VerifiedClient:
+    """service_client_authenticate for the endpoints a client calls all day (the token
+    endpoint, introspection, revocation): a pair this process verified within the last
+    AUTHENTICATED_TTL_SECONDS is not checked against the client's row again, and the client's
+    state is read on every call, so a revoked client is refused at once. 401
+    invalid_credentials, with the Basic challenge, as service_client_authenticate."""
+    key = (current_schema(), client_id, hashlib.sha256(client_secret.encode()).digest())
+    now = time.monotonic()
+    remembered = _authenticated.get(key)
+    if remembered is None or now >= remembered[0]:
+        client = service_client_authenticate(client_id=client_id, client_secret=client_secret)
+        if len(_authenticated) >= AUTHENTICATED_MAX:
+            _authenticated.clear()
+        remembered = _authenticated[key] = (now + AUTHENTICATED_TTL_SECONDS, tuple(client.scopes))
+    access = service_client_access(client_id)
+    if access is None:  # revoked since it was remembered, or between the two reads
+        raise ProblemError(
+            ErrorCode.INVALID_CREDENTIALS,
+            "The client id or secret is not correct.",
+            headers={"WWW-Authenticate": 'Basic realm="idp"'},
+        )
+    return VerifiedClient(client_id=client_id, scopes=remembered[1], access=access)
+
+
+def service_token_issue(*, client: VerifiedClient, scope: str | None = None) -> IssuedServiceToken:
     """A service token for `client` (RFC 6749 4.4.3): the client's scopes, or the part of them
     `scope` asks for (400 invalid_request when it asks for a scope the client lacks)."""
     requested = list(dict.fromkeys(scope.split())) if scope and scope.strip() else list(client.scopes)

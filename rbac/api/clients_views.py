@@ -214,7 +214,7 @@ class ServiceTokenView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         client_id, client_secret = client_credentials(request, data)
-        client = service_clients.service_client_authenticate(client_id=client_id, client_secret=client_secret)
+        client = service_clients.service_client_verify(client_id=client_id, client_secret=client_secret)
         issued = service_clients.service_token_issue(client=client, scope=data.get("scope"))
         body = {
             "access_token": issued.access_token,

@@ -20,8 +20,6 @@ a token is what lets a service ask about it, and the answer is the token's own c
 "still usable", nothing about other branches.
 """
 
-import hashlib
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,42 +33,17 @@ from rest_framework.views import APIView
 
 from core.errors import ErrorCode, ProblemError
 from core.serializers import TokenField
-from core.tenancy import current_schema
 from rbac.api.clients_views import BASIC_CHALLENGE, client_credentials
 from rbac.authentication import HasServiceScope, ServicePrincipal
 from rbac.models import SCOPE_INTROSPECT, SCOPE_REVOKE
 from rbac.permissions import MethodPermissions
-from rbac.service_clients import service_client_access, service_client_authenticate
+from rbac.service_clients import service_client_verify
 from sessions.selectors import token_introspect
 from sessions.services import token_revoke
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 7662 4, RFC 6749 5.1
 MAX_CREDENTIAL_LENGTH = 256
 HINT_MAX_LENGTH = 64
-
-# Client authentications this process has verified: (schema, client id, SHA-256 of the secret)
-# -> (until when, the client's scopes). A client's id, secret and scopes never change after
-# creation (it can only be revoked), and revocation is read on every request
-# (service_client_access), so a remembered authentication spares the client's row and the
-# secret's hash for a minute and nothing else; only a digest of the secret is kept.
-AUTHENTICATED_TTL_SECONDS = 60
-AUTHENTICATED_MAX = 10_000
-_authenticated: dict[tuple[str, str, bytes], tuple[float, frozenset[str]]] = {}
-
-
-def _client_scopes(client_id: str, client_secret: str) -> frozenset[str]:
-    """The scopes of the client with this id and secret (401 invalid_credentials otherwise),
-    from this process's memory when it verified the same pair within the last minute."""
-    key = (current_schema(), client_id, hashlib.sha256(client_secret.encode()).digest())
-    now = time.monotonic()
-    remembered = _authenticated.get(key)
-    if remembered is not None and now < remembered[0]:
-        return remembered[1]
-    client = service_client_authenticate(client_id=client_id, client_secret=client_secret)
-    if len(_authenticated) >= AUTHENTICATED_MAX:
-        _authenticated.clear()
-    _authenticated[key] = (now + AUTHENTICATED_TTL_SECONDS, frozenset(client.scopes))
-    return frozenset(client.scopes)
 
 
 class ClientCredentialsAuthentication(BaseAuthentication):
@@ -92,11 +65,8 @@ class ClientCredentialsAuthentication(BaseAuthentication):
         client_id, client_secret = client_credentials(request, body)  # 401 not_authenticated without any
         if not all(isinstance(v, str) and len(v) <= MAX_CREDENTIAL_LENGTH for v in (client_id, client_secret)):
             raise ProblemError(ErrorCode.INVALID_CREDENTIALS, "The client id or secret is not correct.")
-        scopes = _client_scopes(client_id, client_secret)
-        access = service_client_access(client_id)
-        if access is None:  # revoked (since it was remembered, or between the two reads)
-            raise ProblemError(ErrorCode.INVALID_CREDENTIALS, "The client id or secret is not correct.")
-        return ServicePrincipal(client_id=client_id, scopes=scopes, access=access)
+        client = service_client_verify(client_id=client_id, client_secret=client_secret)
+        return ServicePrincipal(client_id=client.client_id, scopes=frozenset(client.scopes), access=client.access)
 
     def authenticate_header(self, request: Request) -> str:
         return BASIC_CHALLENGE["WWW-Authenticate"]
