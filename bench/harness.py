@@ -392,7 +392,8 @@ def gunicorn(env: dict[str, str], port: int, workers: int, *, host: str) -> Iter
     master's pid. Two settings differ from a deployment's, for the measurement's sake: no
     worker is replaced after GUNICORN_MAX_REQUESTS (a new process mid-run would start cold
     and take its CPU time with it), and no access log (the load generator counts)."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "config.wsgi:application"]
+    config = str(ROOT / "deploy" / "gunicorn.conf.py")
+    argv = [sys.executable, "-m", "gunicorn", "-c", config, "config.wsgi:application"]
     env = env | {
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),

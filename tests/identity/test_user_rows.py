@@ -30,6 +30,15 @@ def client(employee):
     return bearer_client(HOST, login_tokens(HOST, "cook@example.com")["access"])
 
 
+def row_as_cached(user_id):
+    """The user as authentication reads them now: through the cache entries that stand."""
+    keys = user_row_keys(user_id)
+    found = cache.get_many(keys)
+    user = user_row_get(user_id, [found.get(key) for key in keys])
+    assert user is not None
+    return user
+
+
 def user_queries(client):
     with CaptureQueriesContext(connection) as captured:
         response = client.get(WHOAMI)
@@ -74,9 +83,8 @@ def test_the_admin_flag_written_by_a_queryset_update_retires_the_cached_row(clie
     client.get(WHOAMI)
     with schema_context("acme"):
         role_assign(user=employee, role=Role.objects.get(name="Admin"), branch=None, actor=None)
-        cached = cache.get_many(user_row_keys(employee.pk))
 
-        assert user_row_get(employee.pk, [cached.get(key) for key in user_row_keys(employee.pk)]).is_tenant_admin
+        assert row_as_cached(employee.pk).is_tenant_admin
 
 
 def test_a_branch_rename_retires_the_cached_rows_of_the_users_it_moves(client, employee):
@@ -88,10 +96,8 @@ def test_a_branch_rename_retires_the_cached_rows_of_the_users_it_moves(client, e
     client.get(WHOAMI)
     with schema_context("acme"):
         branch_update(branch=branch, actor=admin, external_id="nairobi-01")
-        keys = user_row_keys(employee.pk)
-        cached = cache.get_many(keys)
 
-        assert user_row_get(employee.pk, [cached.get(key) for key in keys]).branch_id == "nairobi-01"
+        assert row_as_cached(employee.pk).branch_id == "nairobi-01"
 
 
 def test_a_row_read_before_a_change_is_not_used_after_it(employee, django_capture_on_commit_callbacks):
@@ -110,7 +116,7 @@ def test_a_row_read_before_a_change_is_not_used_after_it(employee, django_captur
         after = cache.get_many(keys)
 
         assert len({before, taken, after[keys[0]]}) == 3  # replaced at the change and at its commit
-        assert user_row_get(employee.pk, [after.get(key) for key in keys]).full_name == "Head Cook"
+        assert row_as_cached(employee.pk).full_name == "Head Cook"
 
 
 def test_the_password_hash_is_never_cached_and_is_read_when_asked_for(client, employee):
@@ -124,6 +130,7 @@ def test_the_password_hash_is_never_cached_and_is_read_when_asked_for(client, em
         assert len(values) == len(CACHED_FIELDS)
         assert not any(isinstance(v, str) and v.startswith("argon2") for v in values)
         user = user_row_get(employee.pk, [version, (version, values)])
+        assert user is not None
         assert user.get_deferred_fields() == {"password"}
         assert user.check_password(TEST_PASSWORD)
 
