@@ -130,7 +130,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
     clients = args.clients or 2 * workers
     if args.quick:
         return Plan(True, 0.5, 1.0, 3, 120, 12, 20, 30, 10_000, 1.0, workers, clients)
-    return Plan(False, 1.5, 2.0, 7, 400, 40, 100, TENANTS, USERS, 3.0, workers, clients)
+    return Plan(False, 1.5, 1.5, 7, 400, 40, 100, TENANTS, USERS, 3.0, workers, clients)
 
 
 def step(text: str) -> None:
@@ -305,8 +305,10 @@ class Report:
     def rps(self, name: str) -> float:
         return statistics.fmean(r["rps"] for r in self.rounds[name])
 
-    def vs_floor(self, name: str, reference: str = "ping") -> float:
-        """The median of the rounds' ratios to the floor (each round measures both)."""
+    def vs_floor(self, name: str, reference: str = "") -> float:
+        """The median of the rounds' ratios to the floor: to the ping measured beside this
+        path in the same round (or to `reference`, measured beside it)."""
+        reference = reference or f"ping@{name}"
         return statistics.median(
             r["rps"] / p["rps"] for r, p in zip(self.rounds[name], self.rounds[reference], strict=True)
         )
@@ -319,7 +321,7 @@ class Report:
     def cpu_vs_floor(self, name: str) -> float:
         """The floor's CPU cost per request over this path's (server workers only): what the
         path adds, without the load generator and the neighbours of a shared machine."""
-        return self.per_core(name) / self.per_core("ping")
+        return self.per_core(name) / self.per_core(f"ping@{name}")
 
     def vs_floor_text(self, name: str) -> str:
         return (
@@ -583,20 +585,39 @@ def measure_throughput(
     for workload in workloads.throughput_order:
         drive(workload, plan.warmup_seconds)
     samples: dict[str, list[float]] = {}
-    order: list[Workload | None] = [*workloads.throughput_order, None]  # None: the hasher alone
+
+    def record(name: str, phase: Phase) -> None:
+        report.rounds.setdefault(name, []).append(
+            {"rps": phase.rps, "count": phase.count, "cpu_seconds": phase.cpu_seconds, "errors": phase.errors}
+        )
+        if "@" not in name:  # a paired ping's latencies are filed once, under "ping"
+            samples.setdefault(name, []).extend(phase.latencies)
+
+    # Each path is measured beside a ping of its own (before it in one round, after it in the
+    # next), and the logins beside the hasher alone: a shared machine's speed drifts within
+    # seconds, so a ratio is only as good as the closeness of its two measurements.
+    paths = [workload for workload in workloads.throughput_order if workload not in (workloads.ping, workloads.login)]
     for index in range(plan.rounds):
         figures = []
-        for path in order if index % 2 == 0 else order[::-1]:  # alternate the order: drift cancels
-            name = path.name if path else "hash"
-            phase = drive(path, plan.phase_seconds) if path else hashing(plan.phase_seconds)
-            report.rounds.setdefault(name, []).append(
-                {"rps": phase.rps, "count": phase.count, "cpu_seconds": phase.cpu_seconds, "errors": phase.errors}
-            )
-            samples.setdefault(name, []).extend(phase.latencies)
+        for path in paths if index % 2 == 0 else paths[::-1]:
+            for workload in (workloads.ping, path) if index % 2 == 0 else (path, workloads.ping):
+                phase = drive(workload, plan.phase_seconds)
+                name = f"ping@{path.name}" if workload is workloads.ping else path.name
+                record(name, phase)
+                if workload is workloads.ping:
+                    record("ping", phase)
+            figures.append(f"{path.name} {report.rounds[path.name][-1]['rps']:,.0f}/{phase_rps(report, path.name)}")
+        for name in ("login", "hash") if index % 2 == 0 else ("hash", "login"):
+            phase = drive(workloads.login, plan.phase_seconds) if name == "login" else hashing(plan.phase_seconds)
+            record(name, phase)
             figures.append(f"{name} {phase.rps:,.0f}")
-        step(f"round {index + 1}/{plan.rounds} (req/s): {', '.join(figures)}")
+        step(f"round {index + 1}/{plan.rounds} (req/s, path/its ping): {', '.join(figures)}")
     report.load_latency_ms = {name: summary(values) for name, values in samples.items() if values}
     return cursor.next
+
+
+def phase_rps(report: Report, name: str) -> str:
+    return f"{report.rounds[f'ping@{name}'][-1]['rps']:,.0f}"
 
 
 def measure_latency(
