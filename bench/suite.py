@@ -523,11 +523,12 @@ def write_results(report: Report) -> tuple[Path, Path]:
         "",
         table(report),
         "",
-        f"- Server: gunicorn, {plan['workers']} gthread workers (1 thread each), `{SETTINGS}` "
+        f"- Server: gunicorn as deployed (deploy/gunicorn.conf.py), {plan['workers']} gthread workers of "
+        f"{os.environ.get('GUNICORN_THREADS', '4')} threads, `{SETTINGS}` "
         "(production settings plus one bench-only path), on 127.0.0.1",
         f"- Load: {plan['clients']} processes, one keep-alive connection each; {plan['rounds']} rounds of "
-        f"{plan['phase_seconds']} s per path after {plan['warmup_seconds']} s of warm-up; per core = requests "
-        "per CPU-second of the workers",
+        f"{plan['phase_seconds']} s phases, each path beside a ping of its own, after {plan['warmup_seconds']} s "
+        "of warm-up; per core = requests per CPU-second of the workers",
         f"- Latency: one connection, idle server, {plan['latency_pairs']} requests of each kind interleaved "
         f"({plan['login_pairs']} logins; {plan['scale_users']} users of each tenant for the user-scale rows)",
         f"- Machine: {env['cpus']} CPUs, Python {env['python']}, {env['database']}, {env['redis']}",
