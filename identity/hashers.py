@@ -36,6 +36,9 @@ It is registered last in PASSWORD_HASHERS: the first entry stays the default for
 """
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -46,11 +49,39 @@ CLIENT_SECRET_HASHER = "client_secret_sha256"
 ARGON2ID_HASHER = "argon2id"
 
 
+_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+@contextmanager
+def _hashing_slot() -> Iterator[None]:
+    """One of this process's IDP_ARGON2_CONCURRENCY hashing slots, waited for. A web process
+    runs several threads (deploy/gunicorn.conf.py), and one per core; without the limit,
+    four concurrent logins in a process hash four times 100 MiB at once on a core or two,
+    each slower for the others (memory bandwidth, caches) and the process's memory four
+    hashes deep. Logins then wait their turn instead: the same throughput per core, or
+    better, and a bounded memory."""
+    limit = int(settings.IDP_ARGON2_CONCURRENCY)
+    with _slots_lock:
+        slots = _slots.setdefault(limit, threading.BoundedSemaphore(limit))
+    with slots:
+        yield
+
+
 class TunedArgon2idHasher(Argon2PasswordHasher):
     """argon2id with the deployment's costs (settings.IDP_ARGON2_*), read at every use so that
-    a test's settings override applies. Verification reads the costs from the hash itself."""
+    a test's settings override applies. Verification reads the costs from the hash itself.
+    Hashing and verifying each take one of the process's hashing slots (_hashing_slot)."""
 
     algorithm = ARGON2ID_HASHER
+
+    def encode(self, password: str, salt: str) -> str:
+        with _hashing_slot():
+            return super().encode(password, salt)
+
+    def verify(self, password: str, encoded: str) -> bool:
+        with _hashing_slot():
+            return super().verify(password, encoded)
 
     def params(self) -> Any:
         """Django's parameters (argon2id, version, salt and hash lengths) with our costs."""

@@ -201,6 +201,12 @@ IDP_ARGON2_PARALLELISM = env_int("IDP_ARGON2_PARALLELISM", 1)
 argon2_costs_check(
     time_cost=IDP_ARGON2_TIME_COST, memory_cost_kib=IDP_ARGON2_MEMORY_COST_KIB, parallelism=IDP_ARGON2_PARALLELISM
 )
+# How many of those hashes one process computes at a time (its threads wait their turn): with
+# one process per core, one each keeps a core per hash and a process's hashing memory at one
+# hash's (identity.hashers).
+IDP_ARGON2_CONCURRENCY = env_int("IDP_ARGON2_CONCURRENCY", 1)
+if IDP_ARGON2_CONCURRENCY < 1:
+    raise ImproperlyConfigured("IDP_ARGON2_CONCURRENCY must be at least 1")
 PASSWORD_HASHERS = [
     "identity.hashers.TunedArgon2idHasher",
     "django.contrib.auth.hashers.Argon2PasswordHasher",

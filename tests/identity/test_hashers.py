@@ -3,14 +3,23 @@
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from argon2 import extract_parameters
-from django.contrib.auth.hashers import check_password, get_hasher, identify_hasher, make_password
+from django.contrib.auth.hashers import (
+    Argon2PasswordHasher,
+    check_password,
+    get_hasher,
+    identify_hasher,
+    make_password,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import argon2_costs_check
 from config.settings import base
+from identity.hashers import TunedArgon2idHasher
 
 TUNED = "identity.hashers.TunedArgon2idHasher"
 DJANGO_ARGON2 = "django.contrib.auth.hashers.Argon2PasswordHasher"
@@ -108,3 +117,46 @@ def test_the_settings_read_the_costs_from_the_environment_and_refuse_weak_ones()
     assert tuned.stdout.split() == ["3", "65536", "2"]
     assert weak.returncode != 0
     assert "below OWASP's minimum" in weak.stderr
+
+
+# --- how many hashes one process computes at a time ------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+@pytest.mark.parametrize("operation", ["encode", "verify"])
+def test_a_process_hashes_at_most_its_concurrency_at_a_time(settings, monkeypatch, limit, operation):
+    settings.IDP_ARGON2_CONCURRENCY = limit
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow(self, *args):  # stands for the argon2 computation, long enough for the threads to meet
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return True
+
+    monkeypatch.setattr(Argon2PasswordHasher, operation, slow)
+    hasher = TunedArgon2idHasher()
+    threads = [threading.Thread(target=getattr(hasher, operation), args=(PASSWORD, "somesalt")) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert peak[0] == limit
+
+
+def test_a_concurrency_below_one_stops_the_start_up():
+    code = "from config.settings import base; print(base.IDP_ARGON2_CONCURRENCY)"
+    run = subprocess.run(  # noqa: S603  # this interpreter, a fixed program
+        [sys.executable, "-c", code],
+        env=os.environ | {"IDP_ARGON2_CONCURRENCY": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert run.returncode != 0
+    assert "IDP_ARGON2_CONCURRENCY must be at least 1" in run.stderr
