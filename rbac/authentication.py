@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.exceptions import TokenError
 
 from core.errors import ErrorCode, ProblemError
-from identity.tokens import IdpServiceToken, read_token, token_type_unverified
+from identity.tokens import IdpServiceToken, read_token, remembered_token, token_type_unverified
 from rbac.permissions import Requirement
 from rbac.service_clients import ServiceClientAccess, service_client_access
 
@@ -47,6 +47,9 @@ def _verified_service_token(raw: bytes) -> IdpServiceToken | None:
     """The verified service token `raw` (identity.tokens.read_token remembers it for a minute
     per process), None when it is not a service token at all (so TenantJWTAuthentication
     reads it), 401 invalid_token when it is one but not valid."""
+    remembered = remembered_token(IdpServiceToken, raw)
+    if remembered is not None:
+        return remembered  # type: ignore[return-value]  # read_token keeps each class's own
     if token_type_unverified(raw) != IdpServiceToken.token_type:
         return None  # a user's access token, or garbage
     try:
