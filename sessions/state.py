@@ -69,21 +69,13 @@ def _last_active_write(session_id: str) -> None:
     DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
 
 
-def session_touch(session_id: str) -> None:
-    """Keep `last_active_at` current with at most one write per session per minute: the first
-    request of each minute wins a set-if-absent marker and writes; the others only read."""
-    try:
-        first_this_minute = cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS)
-    except Exception:
-        return  # no marker, no write: a Redis outage must not turn every request into a write
-    if first_this_minute:
-        _last_active_write(session_id)
-
-
 def session_check_and_touch(session_id: str, *, also_read: Sequence[str] = ()) -> tuple[bool, list[Any]]:
-    """session_is_active and then session_touch, in one Redis round trip when warm (asked on
-    every authenticated request): the state is read and the minute's touch marker claimed
-    together. An ended session is never written to: the marker it may claim only expires."""
+    """session_is_active, and `last_active_at` kept current with at most one write per
+    session per minute: the first request of each minute wins a set-if-absent marker and
+    writes, the others only read. One Redis round trip when warm (asked on every
+    authenticated request). An ended session is never written to: the marker it may claim
+    only expires; with Redis down there is no marker and no write, so an outage does not
+    turn every request into a write."""
     return session_state_read(session_id, touch=True, also_read=also_read)
 
 
@@ -104,7 +96,7 @@ def session_state_read(
         raw_state, first_this_minute, values = _read(session_id, touch, also_read)
     except Exception:
         logger.warning("Session cache unavailable; checking session %s in the database", session_id)
-        return _active_in_database(session_id), unread  # and no write: see session_touch
+        return _active_in_database(session_id), unread  # and no write: see session_check_and_touch
     # A missing entry: the database answers and fills it, set-if-absent.
     active = _state_fill(session_id) if raw_state is None else raw_state == ACTIVE
     if active and first_this_minute:
