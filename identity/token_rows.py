@@ -27,8 +27,14 @@ from sessions.models import DeviceSession
 # input; every value is a parameter.
 
 
+@cache
 def _columns(model: Any) -> list[str]:
     return [field.column for field in model._meta.concrete_fields]
+
+
+@cache
+def _attnames(model: Any) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
 
 
 def _table(model: Any) -> str:
@@ -69,10 +75,8 @@ def session_lock(session_id: Any) -> LockedSession | None:
     if row is None:
         return None
     split = len(_columns(DeviceSession))
-    session_fields = [field.attname for field in DeviceSession._meta.concrete_fields]
-    user_fields = [field.attname for field in User._meta.concrete_fields]
-    session = DeviceSession.from_db(connection.alias, session_fields, row[:split])
-    user = User.from_db(connection.alias, user_fields, row[split:-1])
+    session = DeviceSession.from_db(connection.alias, _attnames(DeviceSession), row[:split])
+    user = User.from_db(connection.alias, _attnames(User), row[split:-1])
     session.user = user
     return LockedSession(session=session, user=user, role_names=sorted(row[-1]))
 

@@ -237,12 +237,11 @@ def read_token(token_class: type[TenantToken], raw: Any) -> TenantToken:
         raise TokenError("Token is missing")
     if not token_class.remembered:
         return _verify(token_class, raw)
-    hit = remembered_token(token_class, raw)
-    if hit is not None:
-        return hit
-    tenant = current_tenant()
-    key = (tenant.schema_name, tenant.pk, token_class, raw)
+    key = _verified_key(token_class, raw)
     now = time.time()
+    hit = _verified.get(key)
+    if hit is not None and now < hit[0]:
+        return hit[1]
     token = _verify(token_class, raw)
     good_until = min(float(token["exp"]), now + VERIFIED_TTL_SECONDS)
     if len(_verified) >= VERIFIED_MAX:
@@ -254,9 +253,13 @@ def read_token(token_class: type[TenantToken], raw: Any) -> TenantToken:
 def remembered_token(token_class: type[TenantToken], raw: str | bytes) -> TenantToken | None:
     """The token `raw` of `token_class` if this process verified it within its time (see
     _verified), else None: a lookup, nothing verified."""
-    tenant = current_tenant()
-    hit = _verified.get((tenant.schema_name, tenant.pk, token_class, raw))
+    hit = _verified.get(_verified_key(token_class, raw))
     return hit[1] if hit is not None and time.time() < hit[0] else None
+
+
+def _verified_key(token_class: type[TenantToken], raw: str | bytes) -> tuple[str, Any, type, str | bytes]:
+    tenant = current_tenant()
+    return (tenant.schema_name, tenant.pk, token_class, raw)
 
 
 def _verify(token_class: type[TenantToken], raw: str | bytes) -> TenantToken:
