@@ -235,6 +235,8 @@ def test_malformed_or_huge_tokens_get_401_not_500(tenant_a, raw):
 
 
 def test_a_refresh_token_with_a_lone_surrogate_gets_401_not_500(tokens):
+    with schema_context("acme"):
+        before = DeviceSession.objects.get(pk=tokens["session_id"]).refresh_jti_hash
     client = APIClient(HTTP_HOST=HOST)
     surrogate = "\\ud800"  # as JSON escapes it
     for raw in [tokens["refresh"][:-1] + surrogate, surrogate + ".x.y"]:
@@ -242,6 +244,8 @@ def test_a_refresh_token_with_a_lone_surrogate_gets_401_not_500(tokens):
         response = client.post(REFRESH, data=body.encode(), content_type="application/json")
 
         assert_problem(response, 401, "invalid_token")
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).refresh_jti_hash == before  # not rotated
 
 
 def test_an_authorization_header_that_is_not_bearer_is_not_authenticated(tenant_a):

@@ -298,17 +298,21 @@ def test_a_client_revoked_after_a_grant_gets_no_further_token(pos):
     assert token_response(*pos).status_code == 200  # the pair is remembered now
     with schema_context("acme"):
         service_client_revoke(client=ServiceClient.objects.get(client_id=pos[0]), actor=None)
+    before = acme_event_count()
 
     response = token_response(*pos)
 
     assert_problem(response, 401, "invalid_credentials")
     assert response["WWW-Authenticate"] == 'Basic realm="idp"'
+    assert acme_event_count() == before
 
 
 def test_a_wrong_secret_is_refused_after_the_right_one_was_granted_a_token(pos):
     assert token_response(*pos).status_code == 200
+    before = acme_event_count()
 
     assert_problem(token_response(pos[0], pos[1] + "x"), 401, "invalid_credentials")
+    assert acme_event_count() == before
 
 
 def test_a_clients_credentials_do_not_work_at_another_tenant(pos, tenant_b):

@@ -414,16 +414,22 @@ def test_a_token_with_surrounding_blanks_is_read_as_the_serializer_reads_it(cook
     ],
 )
 def test_a_body_the_serializer_refuses_is_400_naming_the_field(body, field, introspector):
+    before = acme_state()
+
     response = form_post(INTROSPECT, body, credentials=introspector)
 
     assert field in assert_problem(response, 400, "invalid_request")["errors"]
+    assert acme_state() == before
 
 
 @pytest.mark.parametrize("body", [[{"token": "t"}], "token", 7])
 def test_a_json_body_that_is_not_an_object_is_400_not_500(body, introspector):
+    before = acme_state()
+
     response = APIClient(HTTP_HOST=HOST, HTTP_AUTHORIZATION=basic(*introspector)).post(INTROSPECT, body, format="json")
 
     assert_problem(response, 400, "invalid_request")
+    assert acme_state() == before
 
 
 @pytest.mark.parametrize("path", [INTROSPECT, REVOKE])
