@@ -5,11 +5,11 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.urls import set_urlconf
 from django_tenants.middleware.main import TenantMainMiddleware
-from django_tenants.utils import get_tenant_domain_model
 
 from core.errors import ErrorCode
 from core.problems import problem_response
 from core.tenancy import tenant_connection
+from tenants.tenant_rows import tenant_for_host
 
 HEALTH_PREFIX = "/health/"
 
@@ -19,6 +19,7 @@ class TenantMiddleware(TenantMainMiddleware):
 
     - `/health/...` is answered on any host (probes arrive with pod IPs or load-balancer
       names), in the public schema, without a tenant lookup;
+    - the tenant is read by host from the cache (tenants.tenant_rows);
     - an unknown host answers 404 `tenant_not_found` as problem JSON;
     - a suspended tenant, or one whose subscription ended, answers 403 `tenant_inactive`.
     """
@@ -33,10 +34,8 @@ class TenantMiddleware(TenantMainMiddleware):
             hostname = self.hostname_from_request(request)
         except DisallowedHost:
             return problem_response(ErrorCode.TENANT_NOT_FOUND, "This host is not served here.")
-        domain_model = get_tenant_domain_model()
-        try:
-            tenant = self.get_tenant(domain_model, hostname)
-        except domain_model.DoesNotExist:
+        tenant = tenant_for_host(hostname)
+        if tenant is None:
             return problem_response(ErrorCode.TENANT_NOT_FOUND, "No tenant is registered for this host.")
         if tenant.is_customer and not tenant.is_usable():
             return problem_response(ErrorCode.TENANT_INACTIVE, "This tenant is suspended or its subscription ended.")

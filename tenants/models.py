@@ -1,6 +1,5 @@
 """Public schema: plans, tenants and their domains."""
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +13,7 @@ from django_tenants.utils import get_creation_fakes_migrations, schema_exists
 
 from core.tenancy import tenant_connection
 from tenants.cloning import schema_clone
-from tenants.policy import merged_with_defaults
+from tenants.policy import json_copy, merged_with_defaults
 
 # Schemas that are tenants rows but not customers: the platform's own and the template that
 # new tenants are cloned from.
@@ -122,10 +121,10 @@ class Tenant(TenantMixin):
         """The stored policy over the defaults. A request asks for it several times (token
         lifetimes, claims, rate limits), so the merge is kept on this instance until `policy`
         changes. Read-only: never change the dict it returns."""
-        fingerprint = json.dumps(self.policy, sort_keys=True, default=str)
         memo = self.__dict__.get("_effective_policy")
-        if memo is None or memo[0] != fingerprint:
-            memo = self.__dict__["_effective_policy"] = (fingerprint, merged_with_defaults(self.policy))
+        # Compared with a copy taken at the merge, which sees a change made in place too.
+        if memo is None or memo[0] != self.policy:
+            memo = self.__dict__["_effective_policy"] = (json_copy(self.policy), merged_with_defaults(self.policy))
         return memo[1]
 
     def primary_domain_name(self) -> str | None:

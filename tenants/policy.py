@@ -214,22 +214,22 @@ class PolicySerializer(StrictSerializer):
 def merge_policy(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Merge `changes` into `base` per section: a section given as an object updates only
     the keys it names; a list or scalar section is replaced. Neither argument is changed."""
-    merged = _json_copy(base)
+    merged = json_copy(base)
     for section, value in changes.items():
         if isinstance(value, dict) and isinstance(merged.get(section), dict):
-            merged[section].update(_json_copy(value))
+            merged[section].update(json_copy(value))
         else:
-            merged[section] = _json_copy(value)
+            merged[section] = json_copy(value)
     return merged
 
 
-def _json_copy(value: Any) -> Any:
+def json_copy(value: Any) -> Any:
     """A deep copy of JSON data (dicts, lists, scalars): what copy.deepcopy does for it, at a
     fraction of the cost (no memo of visited objects; JSON has no cycles)."""
     if isinstance(value, dict):
-        return {key: _json_copy(item) for key, item in value.items()}
+        return {key: json_copy(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_json_copy(item) for item in value]
+        return [json_copy(item) for item in value]
     return value
 
 
