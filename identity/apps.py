@@ -9,8 +9,12 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity"
 
     def ready(self) -> None:
+        from core import read_ahead
         from identity import schema  # noqa: F401  # registers the OpenAPI auth extension
+        from identity.authentication import access_token_reads
         from identity.models import User
+
+        read_ahead.register(access_token_reads)
 
         post_save.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_changed")
         post_delete.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_deleted")

@@ -53,8 +53,20 @@ def _segment_unverified(raw: str | bytes, index: int) -> dict[str, Any] | None:
 def token_type_unverified(raw: str | bytes) -> str | None:
     """The `token_type` claim read WITHOUT verifying anything, only to choose the class that
     then verifies the token fully (and checks that claim again, signed)."""
-    kind = (_segment_unverified(raw, 1) or {}).get("token_type")
+    kind = (claims_unverified(raw) or {}).get("token_type")
     return kind if isinstance(kind, str) else None
+
+
+def claims_unverified(raw: str | bytes) -> dict[str, Any] | None:
+    """The claims read WITHOUT verifying anything: only to choose what to do before the
+    verification (which class verifies it, which cache keys to read ahead), never to decide."""
+    return _segment_unverified(raw, 1)
+
+
+def tenant_claim_unverified(claims: dict[str, Any]) -> str | None:
+    """The `tid` of unverified `claims` when it could name a schema (a PostgreSQL name)."""
+    tid = claims.get("tid")
+    return tid if isinstance(tid, str) and 0 < len(tid) <= 63 else None
 
 
 def jti_hash(jti: str) -> str:

@@ -8,8 +8,11 @@ class RbacConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from rbac import authentication  # noqa: F401  # registers the service-token OpenAPI extension
+        from core import read_ahead
+        from rbac import authentication  # registers the service-token OpenAPI extension
         from rbac.checks import view_permissions_check
+
+        read_ahead.register(authentication.service_token_reads)
 
         # Every view of both hosts declares per method who may call it (rbac.checks).
         register(view_permissions_check, Tags.security)

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core import read_ahead
 from core.errors import ErrorCode, ProblemError, invalid_request
 from core.tenancy import current_schema
 from identity.hashers import CLIENT_SECRET_HASHER
@@ -264,15 +265,25 @@ def _access_in_database(client_id: str) -> ServiceClientAccess | None:
     return ServiceClientAccess(client_id, client.restricted_to_branches, pks)
 
 
-def service_client_access(client_id: str) -> ServiceClientAccess | None:
+def service_client_keys(client_id: str) -> list[str]:
+    """The cache keys service_client_access reads (core.read_ahead may read them ahead)."""
+    return [_key(client_id), VERSION_KEY]
+
+
+def service_client_access(client_id: str, *, ahead: bool = False) -> ServiceClientAccess | None:
     """The client's standing, asked on every use of its tokens: None when it is revoked or
-    unknown. One Redis round trip when warm (which also reads the RBAC version)."""
+    unknown. One Redis round trip when warm (which also reads the RBAC version), none with
+    `ahead` when the service token's authentication had them read ahead (core.read_ahead)."""
+    keys = service_client_keys(client_id)
     try:
-        found = cache.get_many([_key(client_id), VERSION_KEY])
+        read = read_ahead.take(keys) if ahead else None
+        if read is None:
+            found = cache.get_many(keys)
+            read = [found.get(key) for key in keys]
     except Exception:
         logger.warning("Service client cache unavailable; checking client %s in the database", client_id)
         return _access_in_database(client_id)
-    entry, version = found.get(_key(client_id)), found.get(VERSION_KEY)
+    entry, version = read
     if entry is not None:
         if entry == REVOKED:
             return None

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from core import read_ahead
 from sessions.models import DeviceSession
 
 logger = logging.getLogger("idp.sessions")
@@ -69,13 +70,20 @@ def _last_active_write(session_id: str) -> None:
     DeviceSession.objects.filter(id=session_id, ended_at__isnull=True).update(last_active_at=timezone.now())
 
 
+def session_check_keys(session_id: str, also_read: Sequence[str] = ()) -> list[str]:
+    """The cache keys session_check_and_touch reads (core.read_ahead may read them ahead)."""
+    return [_key(session_id), *also_read, _touch_key(session_id)]
+
+
 def session_check_and_touch(session_id: str, *, also_read: Sequence[str] = ()) -> tuple[bool, list[Any]]:
     """session_is_active, and `last_active_at` kept current with at most one write per
     session per minute: the first request of each minute wins a set-if-absent marker and
     writes, the others only read. One Redis round trip when warm (asked on every
     authenticated request). An ended session is never written to: the marker it may claim
     only expires; with Redis down there is no marker and no write, so an outage does not
-    turn every request into a write."""
+    turn every request into a write. Values read ahead for this request (core.read_ahead,
+    in the tenant lookup's round trip) are used when there are: then a round trip is made only
+    to claim the minute's marker when it was missing."""
     return session_state_read(session_id, touch=True, also_read=also_read)
 
 
@@ -106,6 +114,10 @@ def session_state_read(
 
 def _read(session_id: str, touch: bool, also_read: Sequence[str]) -> tuple[Any, bool, list[Any]]:
     """(the state, whether this request claimed the touch marker, the values of also_read)."""
+    ahead = read_ahead.take(session_check_keys(session_id, also_read)) if touch else None
+    if ahead is not None:
+        first = ahead[-1] is None and bool(cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS))
+        return ahead[0], first, ahead[1:-1]
     client = getattr(cache, "client", None)  # django-redis: one pipeline
     if client is None or not hasattr(client, "get_client"):  # another cache: several steps
         found = cache.get_many([_key(session_id), *also_read])

@@ -18,6 +18,8 @@ tenant_rows_changed. An unknown host is not remembered: it is refused after a qu
 """
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -31,17 +33,28 @@ TENANT_ROWS = VersionedRows(Tenant, "tenant-row", schema=settings.PUBLIC_SCHEMA_
 ALL = "all"
 
 
-def tenant_for_host(hostname: str) -> Tenant | None:
-    """The tenant serving `hostname`, or None. Called in the public schema."""
+def tenant_for_host(hostname: str, also_read: Sequence[str] = ()) -> tuple[Tenant | None, list[Any] | None]:
+    """The tenant serving `hostname`, or None, and the values of the Redis keys `also_read`
+    (core.read_ahead; None for a missing key), read in the same round trip; None instead of
+    the values when they were not read. Called in the public schema."""
     keys = TENANT_ROWS.keys(ALL, hostname)
     try:
-        found = cache.get_many(keys)
+        cached, values = _read(keys, also_read)
     except Exception:  # Redis down: from the database, without waiting on Redis again
         logger.warning("Cache unavailable; the tenant of a host read from the database")
-        return Tenant.objects.filter(domains__domain=hostname).first()
-    return TENANT_ROWS.get(
-        ALL, hostname, [found.get(key) for key in keys], lambda: Tenant.objects.filter(domains__domain=hostname)
-    )
+        return Tenant.objects.filter(domains__domain=hostname).first(), None
+    tenant = TENANT_ROWS.get(ALL, hostname, cached, lambda: Tenant.objects.filter(domains__domain=hostname))
+    return tenant, values
+
+
+def _read(keys: list[str], also_read: Sequence[str]) -> tuple[list[Any], list[Any] | None]:
+    client = getattr(cache, "client", None)  # django-redis: one MGET of every key
+    if not also_read or client is None or not hasattr(client, "get_client"):
+        found = cache.get_many(keys)
+        return [found.get(key) for key in keys], None
+    raw = client.get_client(write=True).mget([*(cache.make_key(key) for key in keys), *also_read])
+    decoded = [None if value is None else client.decode(value) for value in raw]
+    return decoded[: len(keys)], decoded[len(keys) :]
 
 
 def tenant_rows_changed() -> None:

@@ -1,0 +1,83 @@
+"""Cache reads a request's authentication will make, done ahead in the tenant lookup's round trip.
+
+Every request reads its tenant's row from Redis (tenants.tenant_rows) before anything else.
+A request with a bearer token then reads more from Redis to authenticate: the session's
+state and the user's row, or the service client's state. Those keys follow from the token's
+claims, so they are read in the same `MGET` as the tenant's row, and the authentication
+takes them from here instead of making a round trip of its own.
+
+Nothing read ahead is trusted for being there: the claims that named the keys are not
+verified yet. The authentication verifies the token first, then asks for the keys it would
+have read anyway; it gets their values only if every one of them was read ahead for this
+request, in the schema of the tenant the host resolved to. Each value is handed out once,
+and whatever is left is dropped when the response leaves (TenantMiddleware), so no later
+read, after a write, can see a value from before it.
+
+An app registers a reader (`register`): given the request's bearer token, the schema the
+token claims and the keys to read there, or None.
+"""
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from core.tenancy import current_schema
+
+Reader = Callable[[str], tuple[str, list[str]] | None]
+
+_readers: list[Reader] = []
+_values: ContextVar[dict[str, Any] | None] = ContextVar("read_ahead_values", default=None)
+
+
+def register(reader: Reader) -> None:
+    """Add `reader` (called with the raw bearer token of each request that has one)."""
+    if reader not in _readers:
+        _readers.append(reader)
+
+
+def key_in_schema(schema: str, key: str) -> str:
+    """The Redis key of cache key `key` in `schema`, as django_tenants.cache.make_key (the
+    cache's KEY_FUNCTION) makes it while `schema` is current; without switching to it."""
+    return f"{schema}:{cache.key_prefix}:{cache.version}:{key}"
+
+
+def planned(request: HttpRequest) -> tuple[str, list[str]] | None:
+    """The schema and the cache keys (not yet made Redis keys) to read ahead for `request`."""
+    words = request.META.get("HTTP_AUTHORIZATION", "").split()
+    if len(words) != 2 or words[0].lower() != "bearer":
+        return None
+    return planned_for_token(words[1])
+
+
+def planned_for_token(raw: str) -> tuple[str, list[str]] | None:
+    """What the first reader that knows bearer token `raw` plans to read, or None."""
+    for reader in _readers:
+        plan = reader(raw)
+        if plan is not None:
+            return plan
+    return None
+
+
+def keep(values: dict[str, Any]) -> None:
+    """The values read ahead for the current request, by Redis key (replacing any before)."""
+    _values.set(values)
+
+
+def drop() -> None:
+    _values.set(None)
+
+
+def take(keys: list[str]) -> list[Any] | None:
+    """The values of cache `keys` in the current schema read ahead for this request (None for
+    a key that was read and is missing), each handed out once; None unless all were read."""
+    values = _values.get()
+    if not values:
+        return None
+    schema = current_schema()
+    redis_keys = [key_in_schema(schema, key) for key in keys]
+    if not all(key in values for key in redis_keys):
+        return None
+    return [values.pop(key) for key in redis_keys]
