@@ -129,7 +129,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
     workers = args.workers or cores
     clients = args.clients or 2 * workers
     if args.quick:
-        return Plan(True, 0.5, 1.0, 3, 120, 12, 20, 30, 10_000, 1.0, workers, clients)
+        return Plan(True, 0.5, 0.75, 3, 120, 12, 20, 20, 10_000, 1.0, workers, clients)
     return Plan(False, 1.5, 1.5, 7, 400, 40, 100, TENANTS, USERS, 3.0, workers, clients)
 
 
