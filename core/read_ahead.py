@@ -13,8 +13,9 @@ request, in the schema of the tenant the host resolved to. Each value is handed 
 and whatever is left is dropped when the response leaves (TenantMiddleware), so no later
 read, after a write, can see a value from before it.
 
-An app registers a reader (`register`): given the request's bearer token, the schema the
-token claims and the keys to read there, or None.
+An app registers a reader per token type (`register`): given the claims of a bearer token
+of that type (read without verifying it, once, here), the cache keys to read in the schema
+its `tid` names, or None.
 """
 
 from collections.abc import Callable
@@ -24,18 +25,18 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from core.jwt_unverified import claims_unverified
 from core.tenancy import current_schema
 
-Reader = Callable[[str], tuple[str, list[str]] | None]
+Reader = Callable[[dict[str, Any]], list[str] | None]
 
-_readers: list[Reader] = []
+_readers: dict[str, Reader] = {}
 _values: ContextVar[dict[str, Any] | None] = ContextVar("read_ahead_values", default=None)
 
 
-def register(reader: Reader) -> None:
-    """Add `reader` (called with the raw bearer token of each request that has one)."""
-    if reader not in _readers:
-        _readers.append(reader)
+def register(token_type: str, reader: Reader) -> None:
+    """`reader` plans the reads of bearer tokens whose `token_type` claim is `token_type`."""
+    _readers[token_type] = reader
 
 
 def key_in_schema(schema: str, key: str) -> str:
@@ -53,12 +54,15 @@ def planned(request: HttpRequest) -> tuple[str, list[str]] | None:
 
 
 def planned_for_token(raw: str) -> tuple[str, list[str]] | None:
-    """What the first reader that knows bearer token `raw` plans to read, or None."""
-    for reader in _readers:
-        plan = reader(raw)
-        if plan is not None:
-            return plan
-    return None
+    """The schema bearer token `raw` claims and what the reader of its type plans to read
+    there, or None."""
+    claims = claims_unverified(raw) or {}
+    kind, schema = claims.get("token_type"), claims.get("tid")
+    reader = _readers.get(kind) if isinstance(kind, str) else None
+    if reader is None or not isinstance(schema, str) or not 0 < len(schema) <= 63:  # a PostgreSQL name
+        return None
+    keys = reader(claims)
+    return (schema, keys) if keys is not None else None
 
 
 def keep(values: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 
 from core.errors import ErrorCode, ProblemError
 from identity.models import User
-from identity.tokens import IdpAccessToken, claims_unverified, read_token, tenant_claim_unverified
+from identity.tokens import IdpAccessToken, read_token
 from identity.user_rows import user_row_get, user_row_keys
 from sessions.state import session_check_and_touch, session_check_keys
 
@@ -23,18 +23,14 @@ PASSWORD_CHANGE_EXEMPT = {
 }
 
 
-def access_token_reads(raw: str) -> tuple[str, list[str]] | None:
-    """core.read_ahead's reader for a user's access token: the schema it claims, and the keys
-    TenantJWTAuthentication will read there (the session check's and the user's row)."""
-    claims = claims_unverified(raw)
-    if claims is None or claims.get("token_type") != IdpAccessToken.token_type:
-        return None
-    schema = tenant_claim_unverified(claims)
+def access_token_reads(claims: dict[str, Any]) -> list[str] | None:
+    """core.read_ahead's reader for access tokens: the keys TenantJWTAuthentication will read
+    for a token with these (unverified) claims: the session check's and the user's row."""
     try:
         session_id, user_id = str(uuid.UUID(str(claims.get("sid")))), uuid.UUID(str(claims.get("sub")))
     except ValueError:
         return None
-    return (schema, session_check_keys(session_id, user_row_keys(user_id))) if schema else None
+    return session_check_keys(session_id, user_row_keys(user_id))
 
 
 class TenantJWTAuthentication(JWTAuthentication):

@@ -11,10 +11,7 @@ its origin is the issuer. What a token must carry to be accepted:
 - the `token_type` of the class reading it (an access token is not a refresh token).
 """
 
-import base64
-import binascii
 import hashlib
-import json
 import time
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -25,29 +22,11 @@ from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken, TokenError
 from rest_framework_simplejwt.tokens import Token
 
+from core.jwt_unverified import MAX_TOKEN_BYTES, claims_unverified, segment_unverified
 from identity.keys import active_signing_key, verification_key
 
 LEEWAY_SECONDS = 10
-MAX_TOKEN_BYTES = 8192
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
-
-
-def _segment_unverified(raw: str | bytes, index: int) -> dict[str, Any] | None:
-    """Segment `index` of a JWT (0 the header, 1 the claims) read WITHOUT verifying anything:
-    a plain base64 and JSON read, only to choose how the token is then verified in full
-    (which reads and checks both again). None for anything that is not a JWT of reasonable
-    size. PyJWT's own unverified read walks every character in Python, and a verification
-    after it walks them all again."""
-    if isinstance(raw, str):
-        raw = raw.encode("ascii", errors="replace")
-    parts = raw.split(b".") if isinstance(raw, bytes) and len(raw) <= MAX_TOKEN_BYTES else []
-    if len(parts) != 3:
-        return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(parts[index] + b"=" * (-len(parts[index]) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def token_type_unverified(raw: str | bytes) -> str | None:
@@ -55,18 +34,6 @@ def token_type_unverified(raw: str | bytes) -> str | None:
     then verifies the token fully (and checks that claim again, signed)."""
     kind = (claims_unverified(raw) or {}).get("token_type")
     return kind if isinstance(kind, str) else None
-
-
-def claims_unverified(raw: str | bytes) -> dict[str, Any] | None:
-    """The claims read WITHOUT verifying anything: only to choose what to do before the
-    verification (which class verifies it, which cache keys to read ahead), never to decide."""
-    return _segment_unverified(raw, 1)
-
-
-def tenant_claim_unverified(claims: dict[str, Any]) -> str | None:
-    """The `tid` of unverified `claims` when it could name a schema (a PostgreSQL name)."""
-    tid = claims.get("tid")
-    return tid if isinstance(tid, str) and 0 < len(tid) <= 63 else None
 
 
 def jti_hash(jti: str) -> str:
@@ -119,7 +86,7 @@ class TenantTokenBackend(TokenBackend):
             token = token.decode("ascii", errors="replace")
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenBackendError("Token is too large")
-        header = _segment_unverified(token, 0)  # only to find the key: jwt.decode reads it again
+        header = segment_unverified(token, 0)  # only to find the key: jwt.decode reads it again
         if header is None:
             raise TokenBackendError("Token is malformed")
         kid = header.get("kid")

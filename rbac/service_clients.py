@@ -166,6 +166,8 @@ def service_client_revoke(*, client: ServiceClient, actor: User | None) -> bool:
 
 # --- client authentication and the grant -----------------------------------------------------------
 
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="idp"'}
+
 
 def service_client_authenticate(*, client_id: str, client_secret: str) -> ServiceClient:
     """The active client with this id and secret, else 401 invalid_credentials: one answer,
@@ -175,13 +177,15 @@ def service_client_authenticate(*, client_id: str, client_secret: str) -> Servic
     client = ServiceClient.objects.filter(client_id=client_id).first() if known_shape else None
     matches = check_password(client_secret, client.secret_hash if client else _unknown_client_hash())
     if client is None or not matches or not client.is_active:
-        # The Basic challenge (RFC 6749 5.2): this is client authentication, not a bearer token.
-        raise ProblemError(
-            ErrorCode.INVALID_CREDENTIALS,
-            "The client id or secret is not correct.",
-            headers={"WWW-Authenticate": 'Basic realm="idp"'},
-        )
+        raise _credentials_refused()
     return client
+
+
+def _credentials_refused() -> ProblemError:
+    # The Basic challenge (RFC 6749 5.2): this is client authentication, not a bearer token.
+    return ProblemError(
+        ErrorCode.INVALID_CREDENTIALS, "The client id or secret is not correct.", headers=BASIC_CHALLENGE
+    )
 
 
 # Client authentications this process has verified: (schema, client id, SHA-256 of the secret)
@@ -218,11 +222,7 @@ def service_client_verify(*, client_id: str, client_secret: str) -> VerifiedClie
         remembered = _authenticated[key] = (now + AUTHENTICATED_TTL_SECONDS, tuple(client.scopes))
     access = service_client_access(client_id)
     if access is None:  # revoked since it was remembered, or between the two reads
-        raise ProblemError(
-            ErrorCode.INVALID_CREDENTIALS,
-            "The client id or secret is not correct.",
-            headers={"WWW-Authenticate": 'Basic realm="idp"'},
-        )
+        raise _credentials_refused()
     return VerifiedClient(client_id=client_id, scopes=remembered[1], access=access)
 
 

@@ -32,9 +32,9 @@ from rbac import service_clients
 from rbac.catalog import Perm
 from rbac.models import SERVICE_CLIENT_SCOPES, ServiceClient
 from rbac.permissions import HasPermission
+from rbac.service_clients import BASIC_CHALLENGE
 
 CLIENT_ID = OpenApiParameter("client_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The client's id.")
-BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="idp"'}
 
 
 # --- shapes --------------------------------------------------------------------------------------

@@ -33,11 +33,11 @@ from rest_framework.views import APIView
 
 from core.errors import ErrorCode, ProblemError
 from core.serializers import TokenField
-from rbac.api.clients_views import BASIC_CHALLENGE, client_credentials
+from rbac.api.clients_views import client_credentials
 from rbac.authentication import HasServiceScope, ServicePrincipal
 from rbac.models import SCOPE_INTROSPECT, SCOPE_REVOKE
 from rbac.permissions import MethodPermissions
-from rbac.service_clients import service_client_verify
+from rbac.service_clients import BASIC_CHALLENGE, service_client_verify
 from sessions.selectors import token_introspect
 from sessions.services import token_revoke
 
