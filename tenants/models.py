@@ -19,6 +19,9 @@ from tenants.policy import json_copy, merged_with_defaults
 # new tenants are cloned from.
 SYSTEM_SCHEMAS = (settings.PUBLIC_SCHEMA_NAME, settings.TENANT_BASE_SCHEMA)
 
+# Tenant.effective_policy's merges, per tenant: (the stored policy it merged, the result).
+_merged_policies: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+
 
 class Plan(models.Model):  # type: ignore[django-manager-missing]  # Tenant.plan's reverse manager
     code = models.SlugField(max_length=50, unique=True)
@@ -119,12 +122,18 @@ class Tenant(TenantMixin):
     @property
     def effective_policy(self) -> dict[str, Any]:
         """The stored policy over the defaults. A request asks for it several times (token
-        lifetimes, claims, rate limits), so the merge is kept on this instance until `policy`
-        changes. Read-only: never change the dict it returns."""
+        lifetimes, claims, rate limits), and every request has an instance of its own (read
+        from the cache), so the merge is kept on this instance and for the process, per
+        tenant, until `policy` changes. Read-only: never change the dict it returns."""
         memo = self.__dict__.get("_effective_policy")
         # Compared with a copy taken at the merge, which sees a change made in place too.
         if memo is None or memo[0] != self.policy:
-            memo = self.__dict__["_effective_policy"] = (json_copy(self.policy), merged_with_defaults(self.policy))
+            memo = _merged_policies.get(self.pk)
+            if memo is None or memo[0] != self.policy:
+                memo = (json_copy(self.policy), merged_with_defaults(self.policy))
+                if self.pk is not None:
+                    _merged_policies[self.pk] = memo
+            self.__dict__["_effective_policy"] = memo
         return memo[1]
 
     def primary_domain_name(self) -> str | None:

@@ -256,6 +256,18 @@ def test_a_tenants_effective_policy_follows_a_change_of_its_stored_policy() -> N
     assert tenant.effective_policy["lockout"] == {"threshold": 7, "window_minutes": 15, "duration_minutes": 15}
 
 
+def test_instances_of_one_tenant_share_its_merge_until_their_stored_policies_differ() -> None:
+    # Every request reads its tenant anew from the cache: the merge is kept for the process.
+    first = Tenant(pk=-71, schema_name="policy_shared", policy={"lockout": {"threshold": 4}})
+    second = Tenant(pk=-71, schema_name="policy_shared", policy={"lockout": {"threshold": 4}})
+    assert second.effective_policy is first.effective_policy
+    changed = Tenant(pk=-71, schema_name="policy_shared", policy={"lockout": {"threshold": 6}})
+    assert changed.effective_policy["lockout"]["threshold"] == 6
+    assert first.effective_policy["lockout"]["threshold"] == 4
+    other = Tenant(pk=-72, schema_name="policy_other", policy={})
+    assert other.effective_policy["lockout"]["threshold"] == 5
+
+
 # --- Bounds --------------------------------------------------------------------------------
 
 BOUNDS = [
