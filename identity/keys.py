@@ -4,6 +4,11 @@ Private keys are stored encrypted with IDP_KEY_ENCRYPTION_KEYS (Fernet; the firs
 encrypts, all of them decrypt, so the encryption key itself can be rotated) and are never
 served. A rotated key stops signing at once and stays published, and usable for
 verification, until every token it signed has expired.
+
+Refresh tokens are read by the IdP alone, so they are signed with HMAC (HS256) under a key
+derived from the signing key's private key (HKDF-SHA256): as secret as the private key,
+rotated with it, named by the same `kid`, and without an RSA signature per refresh
+(decision 43).
 """
 
 import base64
@@ -15,8 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -32,6 +38,10 @@ from identity.services.audit import audit_record
 # the previous key stay valid (it is still published).
 ACTIVE_KEY_TTL_SECONDS = 30
 
+# Refresh tokens: HMAC-SHA256 under a key derived from the signing key's private key.
+REFRESH_ALGORITHM = "HS256"
+_REFRESH_KEY_INFO = b"idp refresh-token hmac v1"
+
 
 _JWK_CONVERTERS: dict[str, Any] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
 
@@ -42,10 +52,12 @@ class LoadedKey:
     algorithm: str
     private_key: Any  # None for keys loaded only to verify
     public_key: Any
+    refresh_secret: bytes | None  # None for keys loaded only to verify
 
 
 _by_kid: dict[tuple[str, str], LoadedKey] = {}
 _active: dict[str, tuple[float, LoadedKey]] = {}
+_refresh_secrets: dict[tuple[str, str], bytes] = {}
 
 
 def _fernet() -> MultiFernet:
@@ -126,14 +138,30 @@ def signing_key_rotate(*, algorithm: str | None = None, reason: str = "rotation"
 
 
 def _load(key: SigningKey, with_private: bool) -> LoadedKey:
-    private_key = None
+    private_key = refresh_secret = None
     if with_private:
         pem = _fernet().decrypt(key.private_key_encrypted.encode())
         private_key = serialization.load_pem_private_key(pem, password=None)
         public_key = private_key.public_key()
+        refresh_secret = _refresh_secret_of(private_key)
     else:
         public_key = _JWK_CONVERTERS[key.algorithm].from_jwk(key.public_jwk)
-    return LoadedKey(kid=key.kid, algorithm=key.algorithm, private_key=private_key, public_key=public_key)
+    return LoadedKey(
+        kid=key.kid,
+        algorithm=key.algorithm,
+        private_key=private_key,
+        public_key=public_key,
+        refresh_secret=refresh_secret,
+    )
+
+
+def _refresh_secret_of(private_key: Any) -> bytes:
+    """The HMAC key of refresh tokens signed under `private_key`'s kid: 32 bytes of HKDF over
+    the private key, with an `info` of its own so the derived key serves nothing else."""
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_REFRESH_KEY_INFO).derive(der)
 
 
 def active_signing_key() -> LoadedKey:
@@ -168,6 +196,24 @@ def verification_key(kid: str) -> LoadedKey | None:
     return loaded
 
 
+def refresh_secret(kid: str) -> bytes | None:
+    """The HMAC key of refresh tokens signed under `kid` in the current schema, or None when
+    this tenant never had such a key or no longer publishes it (its tokens have expired)."""
+    schema = current_schema()
+    secret = _refresh_secrets.get((schema, kid))
+    if secret is not None:
+        return secret
+    active = active_signing_key()
+    if active.kid == kid:
+        secret = active.refresh_secret
+    else:
+        key = SigningKey.objects.filter(kid=kid).filter(published()).first()
+        secret = _load(key, with_private=True).refresh_secret if key is not None else None
+    if secret is not None:
+        _refresh_secrets[(schema, kid)] = secret
+    return secret
+
+
 def published() -> Q:
     return Q(publish_until__isnull=True) | Q(publish_until__gt=timezone.now())
 
@@ -184,5 +230,6 @@ def forget_cached_keys() -> None:
 
     _by_kid.clear()
     _active.clear()
+    _refresh_secrets.clear()
     TenantToken._backends.clear()
     _verified.clear()

@@ -1,14 +1,16 @@
 """The rows of a refresh-token family (its session, simplejwt's outstanding and blacklisted
 tokens), read and written in SQL of their own on the refresh path.
 
-A refresh is a transaction of a handful of statements under a row lock, made hundreds of
-times a second. Through the ORM each statement cost 0.4 to 1 ms of the worker's CPU to build
-(docs/performance.md), more than PostgreSQL took to run it, and seven of them made a refresh
-cost five pings. Here the statements are written once, from the models' own table and column
-names, and a refresh makes three: the session locked and read with its user and their role
-names; the presented token consumed (blacklisted) if, and only if, it had not been; the next
-token recorded and the session pointed at it. The rows are simplejwt's and the models' own,
-so everything else (introspection, logout, the admin's views) reads them through the ORM.
+A refresh is a transaction under a row lock, made hundreds of times a second. Through the
+ORM each statement cost 0.4 to 1 ms of the worker's CPU to build (docs/performance.md), more
+than PostgreSQL took to run it, and seven of them made a refresh cost five pings. Here the
+statements are written once, from the models' own table and column names, and a refresh
+that succeeds makes one (refresh_rotate): the session locked and read with its user and their
+role names and, when everything allows it, the presented token consumed (blacklisted), the
+next one recorded and the session pointed at it. A refresh that is refused learns why from
+the same row, still locked, and at most one more statement (refresh_known). The rows are
+simplejwt's and the models' own, so everything else (introspection, logout, the admin's
+views) reads them through the ORM. Login records its first token with refresh_record.
 """
 
 from dataclasses import dataclass
@@ -42,65 +44,81 @@ def _table(model: Any) -> str:
 
 
 @cache
-def _lock_sql(with_roles: bool) -> str:
+def _rotate_sql(with_roles: bool) -> str:
     from rbac.models import Role, RoleAssignment
 
-    session = ", ".join(f"s.{connection.ops.quote_name(c)}" for c in _columns(DeviceSession))
-    user = ", ".join(f"u.{connection.ops.quote_name(c)}" for c in _columns(User))
+    q = connection.ops.quote_name
+    session_columns = ", ".join(f"s.{q(c)} AS {q('s_' + c)}" for c in _columns(DeviceSession))
+    user_columns = ", ".join(f"u.{q(c)} AS {q('u_' + c)}" for c in _columns(User))
     roles = (
         f"ARRAY(SELECT DISTINCT r.name FROM {_table(RoleAssignment)} a JOIN {_table(Role)} r ON r.id = a.role_id "  # noqa: S608
         "WHERE a.user_id = s.user_id)"  # names from the models; values are parameters
         if with_roles
         else "ARRAY[]::varchar[]"  # the public schema has no roles (rbac.selectors.user_role_names)
     )
+    session, outstanding = _table(DeviceSession), _table(OutstandingToken)
+    # `locked` is read first by every other part (they all select from it), so the lock is
+    # taken before anything is written; ON CONFLICT sees a blacklisting that committed while
+    # the lock was awaited, whatever the statement's snapshot. The next token is recorded only
+    # if this statement consumed the presented one, and the session points at it only then.
     return (
-        f"SELECT {session}, {user}, {roles} FROM {_table(DeviceSession)} s "  # noqa: S608
-        f"JOIN {_table(User)} u ON u.id = s.user_id WHERE s.id = %s FOR UPDATE OF s"  # as above
+        f"WITH locked AS MATERIALIZED (SELECT {session_columns}, {user_columns}, {roles} AS role_names "  # noqa: S608
+        f"FROM {session} s JOIN {_table(User)} u ON u.id = s.user_id WHERE s.id = %(session)s FOR UPDATE OF s), "
+        f"consumed AS (INSERT INTO {_table(BlacklistedToken)} (token_id, blacklisted_at) "
+        f"SELECT o.id, %(now)s FROM {outstanding} o, locked WHERE o.jti = %(jti_hash)s "
+        "AND locked.s_user_id = %(user)s AND locked.u_is_active AND locked.s_ended_at IS NULL "
+        "AND locked.s_expires_at > %(now)s ON CONFLICT (token_id) DO NOTHING RETURNING token_id), "
+        f"issued AS (INSERT INTO {outstanding} (user_id, jti, token, created_at, expires_at) "
+        "SELECT locked.s_user_id, %(next_jti_hash)s, '', %(now)s, LEAST(%(next_expires_at)s, locked.s_expires_at) "
+        "FROM locked WHERE EXISTS (SELECT 1 FROM consumed) RETURNING expires_at), "
+        f"pointed AS (UPDATE {session} SET refresh_jti_hash = %(next_jti_hash)s, last_active_at = %(now)s "
+        "FROM issued WHERE id = %(session)s RETURNING issued.expires_at) "
+        "SELECT locked.*, (SELECT expires_at FROM pointed) FROM locked"
     )
 
 
 @dataclass(frozen=True)
-class LockedSession:
-    session: DeviceSession
+class Rotation:
+    session: DeviceSession  # as locked, before this rotation pointed it at the next token
     user: User
     role_names: list[str]  # sorted, for the access token's `roles`
+    next_expires_at: datetime | None  # the next token's end when this statement rotated, else None
 
 
-def session_lock(session_id: Any) -> LockedSession | None:
-    """The session `session_id`, locked FOR UPDATE until the transaction ends, with its user
-    and the user's role names; None when there is no such session."""
+def refresh_rotate(
+    *, session_id: Any, user_id: str, jti_hash: str, next_jti_hash: str, next_expires_at: datetime, now: datetime
+) -> Rotation | None:
+    """Lock the session `session_id` FOR UPDATE until the transaction ends and read it with its
+    user and the user's role names (None when there is no such session). If the session is
+    `user_id`'s, the user active, the session neither ended nor past its absolute end, and
+    the refresh token `jti_hash` outstanding and never used: blacklist it, record the next
+    token `next_jti_hash` (its end `next_expires_at`, capped by the session's) and make it
+    the one the session accepts next, the session's last activity `now`. One statement."""
+    params = {
+        "session": session_id,
+        "user": user_id,
+        "jti_hash": jti_hash,
+        "next_jti_hash": next_jti_hash,
+        "next_expires_at": next_expires_at,
+        "now": now,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(current_schema() != "public"), [session_id])
+        cursor.execute(_rotate_sql(current_schema() != "public"), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(_columns(DeviceSession))
-    session = DeviceSession.from_db(connection.alias, _attnames(DeviceSession), row[:split])
-    user = User.from_db(connection.alias, _attnames(User), row[split:-1])
+    users_from = len(_columns(DeviceSession))
+    session = DeviceSession.from_db(connection.alias, _attnames(DeviceSession), row[:users_from])
+    user = User.from_db(connection.alias, _attnames(User), row[users_from:-2])
     session.user = user
-    return LockedSession(session=session, user=user, role_names=sorted(row[-1]))
+    return Rotation(session=session, user=user, role_names=sorted(row[-2]), next_expires_at=row[-1])
 
 
-@cache
-def _consume_sql() -> str:
-    return (
-        f"INSERT INTO {_table(BlacklistedToken)} (token_id, blacklisted_at) "  # noqa: S608
-        f"SELECT id, %s FROM {_table(OutstandingToken)} WHERE jti = %s "
-        "ON CONFLICT (token_id) DO NOTHING RETURNING token_id"  # as above
-    )
-
-
-def refresh_consume(*, jti_hash: str, now: datetime) -> bool | None:
-    """Blacklist the refresh token `jti_hash` unless it is already: True when this call did
-    (the token was fresh), False when it had been used, None when it is not known. Call
-    with its session locked (session_lock), in a statement of its own after the lock: it
-    then sees a rotation that committed while the lock was awaited."""
+def refresh_known(jti_hash: str) -> bool:
+    """Whether the refresh token `jti_hash` was ever issued (used or not)."""
     with connection.cursor() as cursor:
-        cursor.execute(_consume_sql(), [now, jti_hash])
-        if cursor.fetchone() is not None:
-            return True
         cursor.execute(f"SELECT 1 FROM {_table(OutstandingToken)} WHERE jti = %s", [jti_hash])  # noqa: S608
-        return False if cursor.fetchone() is not None else None
+        return cursor.fetchone() is not None
 
 
 @cache
@@ -113,9 +131,9 @@ def _record_sql() -> str:
 
 
 def refresh_record(*, session: DeviceSession, jti_hash: str, expires_at: datetime, now: datetime) -> None:
-    """The next refresh token of the family: recorded as outstanding (its hashed id only:
-    the token is a secret), and made the one the session accepts next; the session's last
-    activity is `now`. One statement."""
+    """A new refresh token of `session` (at login): recorded as outstanding (its hashed id
+    only: the token is a secret), and made the one the session accepts next; the session's
+    last activity is `now`. One statement."""
     with connection.cursor() as cursor:
         cursor.execute(_record_sql(), [session.user_id, jti_hash, now, expires_at, jti_hash, now, session.pk])
     session.refresh_jti_hash, session.last_active_at = jti_hash, now

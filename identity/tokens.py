@@ -5,7 +5,9 @@ made per tenant: its active key signs (with `kid` in the header), its published 
 its origin is the issuer. What a token must carry to be accepted:
 
 - a `kid` this tenant publishes, and the algorithm of that key (never the header's choice:
-  no `none`, no HS/RS confusion; `jku`, `x5u` and `jwk` headers are never read);
+  no `none`, no HS/RS confusion; `jku`, `x5u` and `jwk` headers are never read); refresh
+  tokens, which only the IdP reads, are signed HS256 under the HMAC key derived from that
+  key (identity.keys.refresh_secret);
 - a valid signature, `exp`, `iat` (and `nbf` when present), this tenant's `iss` and `tid`,
   an accepted `aud`;
 - the `token_type` of the class reading it (an access token is not a refresh token).
@@ -23,7 +25,7 @@ from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendE
 from rest_framework_simplejwt.tokens import Token
 
 from core.jwt_unverified import MAX_TOKEN_BYTES, claims_unverified, segment_unverified
-from identity.keys import active_signing_key, verification_key
+from identity.keys import REFRESH_ALGORITHM, active_signing_key, refresh_secret, verification_key
 
 LEEWAY_SECONDS = 10
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
@@ -63,13 +65,18 @@ def access_audience(tenant: Any, issuer: str) -> str | list[str]:
 
 
 class TenantTokenBackend(TokenBackend):
+    """Signs with the tenant's active key and verifies with the key the token's `kid` names:
+    its private and public key, or with `hmac_signed` (refresh tokens) the HMAC key derived
+    from it."""
+
     issuer: str  # always set: the tenant's origin
 
-    def __init__(self, tenant: Any) -> None:
+    def __init__(self, tenant: Any, hmac_signed: bool = False) -> None:
         # The algorithm given to simplejwt is only a placeholder: each token is signed and
         # checked with the algorithm of its own key.
         super().__init__(algorithm="RS256", leeway=LEEWAY_SECONDS)
         self.tenant = tenant
+        self.hmac_signed = hmac_signed
         self.issuer = issuer_of(tenant)
         audiences = tenant.effective_policy["tokens"]["audiences"]
         self.accepted_audiences = [self.issuer, *audiences]
@@ -77,7 +84,26 @@ class TenantTokenBackend(TokenBackend):
     def encode(self, payload: dict[str, Any]) -> str:
         key = active_signing_key()
         claims = payload | {"iss": self.issuer, "tid": self.tenant.schema_name}
+        if self.hmac_signed:
+            if key.refresh_secret is None:  # the active key is always loaded with its private part
+                raise RuntimeError("The active signing key was loaded without its private key")
+            return jwt.encode(claims, key.refresh_secret, algorithm=REFRESH_ALGORITHM, headers={"kid": key.kid})
         return jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid})
+
+    def _verifying_key(self, header: dict[str, Any]) -> tuple[Any, str] | None:
+        """The key that verifies a token with this header, and its one algorithm: the public
+        key of the `kid`, with that key's algorithm whatever the header says; for a refresh
+        token whose header says HS256, the HMAC key the `kid` derives instead (a refresh
+        token signed with the key itself, as before decision 43, is accepted until it
+        expires: only this tenant could have made either)."""
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            return None
+        if self.hmac_signed and header.get("alg") == REFRESH_ALGORITHM:
+            secret = refresh_secret(kid)
+            return (secret, REFRESH_ALGORITHM) if secret is not None else None
+        key = verification_key(kid)
+        return (key.public_key, key.algorithm) if key is not None else None
 
     def decode(self, token: Any, verify: bool = True) -> dict[str, Any]:
         if not verify:
@@ -89,15 +115,15 @@ class TenantTokenBackend(TokenBackend):
         header = segment_unverified(token, 0)  # only to find the key: jwt.decode reads it again
         if header is None:
             raise TokenBackendError("Token is malformed")
-        kid = header.get("kid")
-        key = verification_key(kid) if isinstance(kid, str) and kid else None
-        if key is None or header.get("alg") != key.algorithm:
+        verifying = self._verifying_key(header)
+        if verifying is None or header.get("alg") != verifying[1]:
             raise TokenBackendError("Token is not signed by this tenant")
+        key, algorithm = verifying
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.public_key,
-                algorithms=[key.algorithm],
+                key,
+                algorithms=[algorithm],
                 audience=self.accepted_audiences,
                 issuer=self.issuer,
                 leeway=self.get_leeway(),
@@ -124,14 +150,15 @@ class TenantToken(Token):
 
     BACKEND_TTL_SECONDS = 30
     remembered = False  # read_token: verified once a minute per process (access and service tokens)
-    _backends: ClassVar[dict[tuple[str, Any], tuple[float, TenantTokenBackend]]] = {}
+    hmac_signed = False  # signed with the HMAC key derived from the signing key (refresh tokens)
+    _backends: ClassVar[dict[tuple[str, Any, bool], tuple[float, TenantTokenBackend]]] = {}
 
     def get_token_backend(self) -> TenantTokenBackend:
         tenant = current_tenant()
-        key = (tenant.schema_name, tenant.pk)
+        key = (tenant.schema_name, tenant.pk, self.hmac_signed)
         cached = TenantToken._backends.get(key)
         if cached is None or time.monotonic() - cached[0] > self.BACKEND_TTL_SECONDS:
-            cached = (time.monotonic(), TenantTokenBackend(tenant))
+            cached = (time.monotonic(), TenantTokenBackend(tenant, hmac_signed=self.hmac_signed))
             TenantToken._backends[key] = cached
         return cached[1]
 
@@ -157,11 +184,13 @@ class IdpAccessToken(TenantToken):
 
 
 class IdpRefreshToken(TenantToken):
-    """Only the IdP reads refresh tokens: their audience is the issuer itself. Rotation,
-    reuse detection and the blacklist are in identity.services.tokens (under row locks)."""
+    """Only the IdP reads refresh tokens: their audience is the issuer itself, and they are
+    signed with HMAC (identity.keys.refresh_secret). Rotation, reuse detection and the
+    blacklist are in identity.services.tokens (under row locks)."""
 
     token_type = "refresh"
     lifetime = timedelta(days=7)
+    hmac_signed = True
 
     def __init__(self, token: Any = None, verify: bool = True) -> None:
         if token is None:

@@ -4,7 +4,8 @@ A session owns one refresh-token family. Refresh rotates: the presented token is
 blacklisted (simplejwt's token_blacklist, ids stored hashed) and a new pair is issued. The
 row of the token's session is locked FOR UPDATE, so of many concurrent refreshes of one
 token exactly one rotates it; a token presented again after its rotation is reuse, which
-ends the whole session: someone else holds a copy.
+ends the whole session: someone else holds a copy. A refresh that succeeds is one statement
+(identity.token_rows.refresh_rotate) and two signatures in one transaction.
 """
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from identity.models import User
 from identity.selectors import user_role_names
 from identity.services.audit import audit_record
 from identity.services.security import refresh_reuse_observe
-from identity.token_rows import refresh_consume, refresh_record, session_lock
+from identity.token_rows import refresh_known, refresh_record, refresh_rotate
 from identity.tokens import IdpAccessToken, IdpRefreshToken, current_tenant, jti_hash, read_token
 from sessions.models import DeviceSession, EndReason
 from sessions.services import sessions_end
@@ -57,20 +58,23 @@ def token_pair_issue(*, user: User, session: DeviceSession, roles: list[str] | N
     """A new access and refresh token for `session`; the refresh token becomes the one the
     session accepts next. Call inside the transaction that created or locked the session."""
     refresh = IdpRefreshToken()
+    # The family's absolute limit caps every refresh token in it.
+    expires_at = min(datetime.fromtimestamp(refresh["exp"], tz=UTC), session.expires_at)
+    # The refresh token the session accepts next (its hashed id only: the token is a secret),
+    # and the session's activity (a login or a refresh is activity): one statement.
+    refresh_record(session=session, jti_hash=jti_hash(refresh["jti"]), expires_at=expires_at, now=timezone.now())
+    return _token_pair(user=user, session=session, refresh=refresh, expires_at=expires_at, roles=roles)
+
+
+def _token_pair(
+    *, user: User, session: DeviceSession, refresh: IdpRefreshToken, expires_at: datetime, roles: list[str] | None
+) -> TokenPair:
+    """`refresh`, recorded as the one `session` accepts next until `expires_at`, and a new
+    access token, both signed."""
     refresh["sub"] = str(user.pk)
     refresh["sid"] = str(session.pk)
     refresh["did"] = session.device_id
-    # The family's absolute limit caps every refresh token in it.
-    exp = min(int(refresh["exp"]), int(session.expires_at.timestamp()))
-    refresh["exp"] = exp
-    # The refresh token the session accepts next (its hashed id only: the token is a secret),
-    # and the session's activity (a login or a refresh is activity): one statement.
-    refresh_record(
-        session=session,
-        jti_hash=jti_hash(refresh["jti"]),
-        expires_at=datetime.fromtimestamp(exp, tz=UTC),
-        now=timezone.now(),
-    )
+    refresh["exp"] = int(expires_at.timestamp())
     access = access_token_for(user=user, session=session, roles=roles)
     lifetime = int(access["exp"]) - int(access["iat"])
     return TokenPair(
@@ -94,28 +98,44 @@ def refresh_token_read(raw: Any) -> IdpRefreshToken:
 def token_refresh(*, refresh: IdpRefreshToken) -> TokenPair:
     """Rotate `refresh` (already read with refresh_token_read). Refusals, in API.md's order:
     403 account_disabled, 401 session_ended, 401 token_reused (the session ends too)."""
+    following = IdpRefreshToken()  # the next token: its id is recorded by the rotation
     with transaction.atomic():
         # Every refresh of a family locks its session's row first: of many concurrent
-        # refreshes of one token exactly one rotates it.
-        locked = session_lock(refresh.get("sid"))
-        if locked is None or str(locked.session.user_id) != refresh["sub"]:
+        # refreshes of one token exactly one rotates it. When nothing refuses it, the same
+        # statement rotates the token; otherwise it changed nothing, and the reason is found
+        # below with the lock still held.
+        now = timezone.now()
+        presented = jti_hash(refresh["jti"])
+        rotation = refresh_rotate(
+            session_id=refresh.get("sid"),
+            user_id=refresh["sub"],
+            jti_hash=presented,
+            next_jti_hash=jti_hash(following["jti"]),
+            next_expires_at=datetime.fromtimestamp(following["exp"], tz=UTC),
+            now=now,
+        )
+        if rotation is None or str(rotation.session.user_id) != refresh["sub"]:
             raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
-        session, user = locked.session, locked.user
+        session, user = rotation.session, rotation.user
+        if rotation.next_expires_at is not None:  # rotated
+            return _token_pair(
+                user=user,
+                session=session,
+                refresh=following,
+                expires_at=rotation.next_expires_at,
+                roles=rotation.role_names,
+            )
         if not user.is_active:
             raise ProblemError(ErrorCode.ACCOUNT_DISABLED)
         if session.ended_at is not None:
             raise ProblemError(ErrorCode.SESSION_ENDED)
-        now = timezone.now()
         # The two refusals below end the session, so they are raised after this block commits.
         if session.expires_at <= now:
             sessions_end([session], reason=EndReason.EXPIRED)
             refusal = ProblemError(ErrorCode.SESSION_ENDED, "The session reached its absolute time limit.")
-        else:
-            fresh = refresh_consume(jti_hash=jti_hash(refresh["jti"]), now=now)
-            if fresh is None:
-                raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
-            if fresh:
-                return token_pair_issue(user=user, session=session, roles=locked.role_names)
+        elif not refresh_known(presented):
+            raise ProblemError(ErrorCode.INVALID_TOKEN, "The refresh token is not known.")
+        else:  # issued, and used already: someone else holds a copy
             sessions_end([session], reason=EndReason.REFRESH_REUSE)
             audit_record(
                 type="token.reused", target=user, data={"session_id": str(session.pk), "device_id": session.device_id}

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
 from django.utils import timezone
@@ -228,6 +229,82 @@ def test_a_refresh_token_is_not_a_bearer_token_and_an_access_token_does_not_refr
     assert_problem(refresh(tokens["access"]), 401, "invalid_token")
 
 
+def hs256(claims, secret, kid):
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'kid': kid}).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+def refresh_is_refused_and_rotates_nothing(tokens, forged):
+    with schema_context("acme"):
+        before = DeviceSession.objects.get(pk=tokens["session_id"]).refresh_jti_hash
+        blacklisted = BlacklistedToken.objects.count()
+    assert_problem(refresh(forged), 401, "invalid_token")
+    with schema_context("acme"):
+        assert DeviceSession.objects.get(pk=tokens["session_id"]).refresh_jti_hash == before
+        assert BlacklistedToken.objects.count() == blacklisted
+    assert refresh(tokens["refresh"]).status_code == 200  # the real token still works
+
+
+def test_a_refresh_token_is_hs256_under_the_key_derived_from_the_signing_key(tokens, tenant_a):
+    header = jwt.get_unverified_header(tokens["refresh"])
+    with tenant_context(tenant_a):
+        key = active_signing_key()
+    secret = key.refresh_secret
+    assert header == {"alg": "HS256", "kid": key.kid, "typ": "JWT"}
+    assert secret is not None and len(secret) == 32
+    assert secret not in key.private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    claims = jwt.decode(tokens["refresh"], secret, algorithms=["HS256"], audience="http://acme.idp.test")
+    assert claims["token_type"] == "refresh"
+
+
+def test_a_refresh_token_signed_with_the_signing_key_itself_as_before_is_still_accepted(tokens, tenant_a):
+    # Refresh tokens issued before they were HMAC-signed (decision 43) work until they expire.
+    earlier = sign_with_acme_key(tenant_a, claims_of(tokens["refresh"]))
+    assert jwt.get_unverified_header(earlier)["alg"] == "RS256"
+
+    assert refresh(earlier).status_code == 200
+    assert_problem(refresh(tokens["refresh"]), 401, "token_reused")  # it was the same token
+
+
+def test_a_refresh_token_signed_with_another_key_under_the_real_kid_is_refused(tokens, tenant_a):
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = jwt.get_unverified_header(tokens["refresh"])["kid"]
+    forged = jwt.encode(claims_of(tokens["refresh"]), attacker, algorithm="RS256", headers={"kid": kid})
+
+    refresh_is_refused_and_rotates_nothing(tokens, forged)
+
+
+def test_a_refresh_token_hmac_keyed_with_the_public_key_is_refused(tokens, tenant_a):
+    kid = jwt.get_unverified_header(tokens["refresh"])["kid"]
+    with schema_context("acme"):
+        public_jwk = SigningKey.objects.get(kid=kid).public_jwk
+
+    forged = hs256(claims_of(tokens["refresh"]), json.dumps(public_jwk).encode(), kid)
+
+    refresh_is_refused_and_rotates_nothing(tokens, forged)
+
+
+def test_a_refresh_token_under_another_tenants_derived_key_is_refused(tokens, tenant_a, tenant_b):
+    with tenant_context(tenant_b):
+        globex_key = active_signing_key()
+    kid = jwt.get_unverified_header(tokens["refresh"])["kid"]
+
+    for named in (kid, globex_key.kid):
+        refresh_is_refused_and_rotates_nothing(
+            tokens, hs256(claims_of(tokens["refresh"]), globex_key.refresh_secret, named)
+        )
+        tokens = login_tokens(HOST, SHARED_ADMIN_EMAIL)
+
+
+def test_an_access_token_hmac_signed_with_the_refresh_key_is_refused(tokens, tenant_a):
+    with tenant_context(tenant_a):
+        key = active_signing_key()
+
+    assert_problem(whoami(hs256(claims_of(tokens["access"]), key.refresh_secret, key.kid)), 401, "invalid_token")
+
+
 @pytest.mark.parametrize("raw", ["not.a.token", "x" * 100_000, "eyJhbGciOiJSUzI1NiJ9.e30.", "ä.ö.ü"])
 def test_malformed_or_huge_tokens_get_401_not_500(tenant_a, raw):
     assert_problem(whoami(raw), 401, "invalid_token")
@@ -408,6 +485,55 @@ def test_a_session_past_its_absolute_limit_cannot_refresh(tokens):
     assert_problem(refresh(tokens["refresh"]), 401, "session_ended")
     with schema_context("acme"):
         assert DeviceSession.objects.get(pk=tokens["session_id"]).end_reason == "expired"
+
+
+def sign_refresh_with_acme_key(tenant, claims):
+    """A refresh token signed as the IdP signs them, with whatever claims a test wants."""
+    with tenant_context(tenant):
+        key = active_signing_key()
+    return hs256(claims, key.refresh_secret, key.kid)
+
+
+def family_rows(session_id):
+    """What a refresh may change: the session's row, the issued and the used tokens."""
+    with schema_context("acme"):
+        session = DeviceSession.objects.values().get(pk=session_id)
+        return session, OutstandingToken.objects.count(), BlacklistedToken.objects.count()
+
+
+def test_a_signed_refresh_token_naming_another_users_session_is_refused_and_changes_nothing(tokens, tenant_a):
+    with schema_context("acme"):
+        someone = User.objects.create_user(email="someone@example.com", password="Another-Pa55word")
+    forged = sign_refresh_with_acme_key(tenant_a, claims_of(tokens["refresh"]) | {"sub": str(someone.pk)})
+    before = family_rows(tokens["session_id"])
+
+    assert_problem(refresh(forged), 401, "invalid_token")
+
+    assert family_rows(tokens["session_id"]) == before
+    assert refresh(tokens["refresh"]).status_code == 200
+
+
+def test_a_signed_refresh_token_that_was_never_issued_is_refused_and_changes_nothing(tokens, tenant_a):
+    forged = sign_refresh_with_acme_key(tenant_a, claims_of(tokens["refresh"]) | {"jti": "f" * 32})
+    before = family_rows(tokens["session_id"])
+
+    assert_problem(refresh(forged), 401, "invalid_token")
+
+    assert family_rows(tokens["session_id"]) == before  # not ended: the token was never issued
+    assert refresh(tokens["refresh"]).status_code == 200
+
+
+def test_a_refused_refresh_consumes_nothing_and_records_nothing(tokens):
+    with schema_context("acme"):
+        User.objects.filter(email=SHARED_ADMIN_EMAIL).update(is_active=False)
+    before = family_rows(tokens["session_id"])
+
+    assert_problem(refresh(tokens["refresh"]), 403, "account_disabled")
+
+    assert family_rows(tokens["session_id"]) == before
+    with schema_context("acme"):
+        User.objects.filter(email=SHARED_ADMIN_EMAIL).update(is_active=True)
+    assert refresh(tokens["refresh"]).status_code == 200  # the token was not used up
 
 
 def test_logout_ends_the_session_for_access_and_refresh_tokens(tokens):
