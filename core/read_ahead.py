@@ -16,6 +16,12 @@ read, after a write, can see a value from before it.
 An app registers a reader per token type (`register`): given the claims of a bearer token
 of that type (read without verifying it, once, here), the cache keys to read in the schema
 its `tid` names, or None.
+
+A request can also name keys by itself, whatever its token (`register_for_request`; the
+IP-block check of the endpoints that take credentials). Those are read in the schema that
+this process last found for the request's host (`host_resolved`): the host is what is being
+looked up, so a host seen for the first time, or one that moved to another tenant, reads
+nothing ahead (or reads in vain), and the request reads its keys itself as before.
 """
 
 from collections.abc import Callable
@@ -29,14 +35,33 @@ from core.jwt_unverified import claims_unverified
 from core.tenancy import current_schema
 
 Reader = Callable[[dict[str, Any]], list[str] | None]
+RequestReader = Callable[[HttpRequest], list[str] | None]
 
 _readers: dict[str, Reader] = {}
+_request_readers: list[RequestReader] = []
 _values: ContextVar[dict[str, Any] | None] = ContextVar("read_ahead_values", default=None)
+
+# The schema each host last resolved to in this process (tenants.middleware tells).
+_host_schemas: dict[str, str] = {}
+HOSTS_MAX = 10_000  # a full memory starts over
 
 
 def register(token_type: str, reader: Reader) -> None:
     """`reader` plans the reads of bearer tokens whose `token_type` claim is `token_type`."""
     _readers[token_type] = reader
+
+
+def register_for_request(reader: RequestReader) -> None:
+    """`reader` plans reads from the request itself (its path, its address), or None."""
+    _request_readers.append(reader)
+
+
+def host_resolved(hostname: str, schema: str) -> None:
+    """Remember that `hostname` is served by `schema`, to plan the next request's reads."""
+    if _host_schemas.get(hostname) != schema:
+        if len(_host_schemas) >= HOSTS_MAX:
+            _host_schemas.clear()
+        _host_schemas[hostname] = schema
 
 
 def key_in_schema(schema: str, key: str) -> str:
@@ -45,12 +70,18 @@ def key_in_schema(schema: str, key: str) -> str:
     return f"{schema}:{cache.key_prefix}:{cache.version}:{key}"
 
 
-def planned(request: HttpRequest) -> tuple[str, list[str]] | None:
-    """The schema and the cache keys (not yet made Redis keys) to read ahead for `request`."""
+def planned(request: HttpRequest, hostname: str) -> tuple[str, list[str]] | None:
+    """The schema and the cache keys (not yet made Redis keys) to read ahead for `request`,
+    which arrived for `hostname`."""
     words = request.META.get("HTTP_AUTHORIZATION", "").split()
-    if len(words) != 2 or words[0].lower() != "bearer":
-        return None
-    return planned_for_token(words[1])
+    by_token = planned_for_token(words[1]) if len(words) == 2 and words[0].lower() == "bearer" else None
+    schema = _host_schemas.get(hostname)
+    if schema is None or (by_token is not None and by_token[0] != schema):
+        return by_token
+    by_request = [key for reader in _request_readers for key in reader(request) or ()]
+    if not by_request:
+        return by_token
+    return (schema, [*(by_token[1] if by_token else ()), *by_request])
 
 
 def planned_for_token(raw: str) -> tuple[str, list[str]] | None:

@@ -13,9 +13,11 @@ class IdentityConfig(AppConfig):
         from identity import schema  # noqa: F401  # registers the OpenAPI auth extension
         from identity.authentication import access_token_reads
         from identity.models import User
+        from identity.security import ip_block_reads
         from identity.tokens import IdpAccessToken
 
         read_ahead.register(str(IdpAccessToken.token_type), access_token_reads)
+        read_ahead.register_for_request(ip_block_reads)
 
         post_save.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_changed")
         post_delete.connect(_user_row_changed, sender=User, dispatch_uid="identity.user_row_deleted")

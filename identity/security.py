@@ -1,7 +1,8 @@
 """The IP-block check at the tenant's authentication entry points, at one cache round trip.
 
 `IpBlock` rows are the truth (identity.models); the cache (Redis, tenant-prefixed keys) holds
-a copy so that a request costs one `MGET` of two keys: `ip-block:synced`, a marker saying
+a copy so that a request costs one `MGET` of two keys, read ahead with the tenant's row when
+this process served the host before (core.read_ahead): `ip-block:synced`, a marker saying
 the copy was loaded from the database less than SYNC_TTL_SECONDS ago, and `ip-block:<ip>`,
 the block's end as a Unix time. No key: not blocked, with no query. A key: the database
 confirms (one indexed query, paid by blocked addresses only), so a lift whose cache write was
@@ -19,6 +20,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from core import read_ahead
 from core.errors import ErrorCode
 from core.problems import problem_response
 from identity.models import IpBlock
@@ -94,11 +96,21 @@ def _blocked_until_from_database(ip: str) -> datetime | None:
     return block.expires_at if block else None
 
 
+def ip_block_reads(request: HttpRequest) -> list[str] | None:
+    """The keys ip_blocked_until reads for `request`, read ahead with its tenant (core.read_ahead)."""
+    ip = getattr(request, "client_ip", None)
+    return [SYNCED_KEY, _block_key(ip)] if ip and is_guarded(request.path_info) else None
+
+
 def ip_blocked_until(ip: str) -> datetime | None:
     """When the block of `ip` in the current schema ends, or None when it is not blocked."""
     key = _block_key(ip)
+    ahead = read_ahead.take([SYNCED_KEY, key])
     try:
-        values = cache.get_many([SYNCED_KEY, key])
+        if ahead is not None:
+            values = {name: value for name, value in zip([SYNCED_KEY, key], ahead, strict=True) if value is not None}
+        else:
+            values = cache.get_many([SYNCED_KEY, key])
     except Exception:
         logger.warning("Cache unavailable: IP blocks read from the database", exc_info=True)
         return _blocked_until_from_database(ip)

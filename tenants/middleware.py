@@ -21,7 +21,8 @@ class TenantMiddleware(TenantMainMiddleware):
     - `/health/...` is answered on any host (probes arrive with pod IPs or load-balancer
       names), in the public schema, without a tenant lookup;
     - the tenant is read by host from the cache (tenants.tenant_rows), and in the same
-      round trip what the request's bearer token will need (core.read_ahead);
+      round trip what the request's bearer token, or the request itself, will need
+      (core.read_ahead);
     - an unknown host answers 404 `tenant_not_found` as problem JSON;
     - a suspended tenant, or one whose subscription ended, answers 403 `tenant_inactive`.
     """
@@ -37,7 +38,7 @@ class TenantMiddleware(TenantMainMiddleware):
             hostname = self.hostname_from_request(request)
         except DisallowedHost:
             return problem_response(ErrorCode.TENANT_NOT_FOUND, "This host is not served here.")
-        plan = read_ahead.planned(request)
+        plan = read_ahead.planned(request, hostname)
         also_read = [read_ahead.key_in_schema(plan[0], key) for key in plan[1]] if plan else []
         tenant, values = tenant_for_host(hostname, also_read)
         if tenant is None:
@@ -46,6 +47,7 @@ class TenantMiddleware(TenantMainMiddleware):
             return problem_response(ErrorCode.TENANT_INACTIVE, "This tenant is suspended or its subscription ended.")
         if values is not None and plan is not None and plan[0] == tenant.schema_name:  # never another tenant's
             read_ahead.keep(dict(zip(also_read, values, strict=True)))
+        read_ahead.host_resolved(hostname, tenant.schema_name)
         tenant.domain_url = hostname
         request.tenant = tenant  # type: ignore[attr-defined]
         tenant_connection().set_tenant(tenant)

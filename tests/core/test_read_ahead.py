@@ -58,9 +58,9 @@ def test_a_warm_check_by_a_service_makes_one_redis_round_trip(tenant_a_admin, ro
 
 
 def test_a_token_claiming_another_tenant_has_nothing_kept_for_this_one(tenant_a, tenant_b, monkeypatch):
+    globex_token = login_tokens("globex.idp.test", SHARED_ADMIN_EMAIL)["access"]
     kept: list[Any] = []
     monkeypatch.setattr(read_ahead, "keep", kept.append)
-    globex_token = login_tokens("globex.idp.test", SHARED_ADMIN_EMAIL)["access"]
 
     assert_problem(bearer_client(HOST, globex_token).get(WHOAMI), 401, "invalid_token")
     assert kept == []

@@ -15,6 +15,7 @@ from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from config.settings.base import redis_cache
+from core import read_ahead
 from identity import security
 from identity.models import AuditEvent, IpBlock, LoginAttempt, LoginLockout, User
 from identity.services.security import ip_block_lift
@@ -341,10 +342,50 @@ def test_a_blocked_address_costs_one_cache_read_per_request(spraying_blocks, mon
 
     monkeypatch.setattr(cache, "get_many", counted_get_many)
     monkeypatch.setattr(cache, "get", lambda *a, **k: pytest.fail("a second cache read"))
+    monkeypatch.setattr(read_ahead, "_host_schemas", {})  # a host this process has not served yet
 
     assert_problem(login(ATTACKER, SHARED_ADMIN_EMAIL), 403, "ip_blocked")
 
     assert len(reads) == 1
+
+
+def test_at_a_host_served_before_the_block_is_read_with_the_tenant(spraying_blocks, monkeypatch):
+    from django.core.cache import cache
+
+    monkeypatch.setattr(read_ahead, "_host_schemas", {})
+    spray(ATTACKER, 3)
+    login(ATTACKER, SHARED_ADMIN_EMAIL)  # the copy is loaded, the host is known
+    client_from(ATTACKER, OTHER_HOST).get("/api/v1/ping/")  # the other host is known
+    mgets: list[Any] = []
+    client = cache.client.get_client(write=True)  # type: ignore[attr-defined]
+    real_mget = type(client).mget
+
+    def counted_mget(self: Any, keys: Any, *args: Any) -> Any:
+        mgets.append(keys)
+        return real_mget(self, keys, *args)
+
+    monkeypatch.setattr(type(client), "mget", counted_mget)
+    monkeypatch.setattr(cache, "get_many", lambda *a, **k: pytest.fail("a cache read of its own"))
+
+    assert_problem(login(ATTACKER, SHARED_ADMIN_EMAIL), 403, "ip_blocked")
+    assert_problem(login(ATTACKER, SHARED_ADMIN_EMAIL, host=OTHER_HOST), 401, "invalid_credentials")
+
+    [acme_read, globex_read] = mgets  # one round trip each: the tenant's row and the block's keys
+    for read, schema in ((acme_read, "acme"), (globex_read, "globex")):
+        assert read[-2:] == [
+            read_ahead.key_in_schema(schema, key) for key in (security.SYNCED_KEY, f"ip-block:{ATTACKER}")
+        ]
+
+
+def test_a_block_is_never_read_ahead_in_another_tenants_schema(spraying_blocks, monkeypatch):
+    spray(ATTACKER, 3)
+    # This process believes the host is globex's (the host moved, say): what it reads there is
+    # not used at acme, which reads its own keys.
+    monkeypatch.setattr(read_ahead, "_host_schemas", {HOST: "globex"})
+
+    assert_problem(login(ATTACKER, SHARED_ADMIN_EMAIL), 403, "ip_blocked")
+    assert read_ahead._host_schemas == {HOST: "acme"}  # learnt for the next request
+    assert login(NEIGHBOUR, SHARED_ADMIN_EMAIL, TEST_PASSWORD).status_code == 200
 
 
 def test_an_admin_lists_and_lifts_a_block_and_the_address_may_log_in_again(spraying_blocks, tenant_a_admin):
