@@ -13,6 +13,7 @@ simplejwt's and the models' own, so everything else (introspection, logout, the 
 views) reads them through the ORM. Login records its first token with refresh_record.
 """
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,32 +25,42 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from core.tenancy import current_schema
 from identity.models import User
 from sessions.models import DeviceSession
+from tenants.policy import CLAIMABLE_PROFILE_FIELDS
 
 # Every statement below is built from the models' table and column names (quoted), never from
 # input; every value is a parameter.
-
-
-@cache
-def _columns(model: Any) -> list[str]:
-    return [field.column for field in model._meta.concrete_fields]
-
-
-@cache
-def _attnames(model: Any) -> list[str]:
-    return [field.attname for field in model._meta.concrete_fields]
 
 
 def _table(model: Any) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+# What a refresh reads of the session and the user: what its tokens carry, what the refusals
+# check, and what ending the session needs. Instances are made with only these fields (the
+# others would load on access, which no path of a refresh does).
+_SESSION_READ = {"id", "user_id", "device_id", "expires_at", "ended_at", "refresh_jti_hash"}
+_USER_READ = {"id", "email", "full_name", "is_active", *CLAIMABLE_PROFILE_FIELDS}
+
+
+@cache
+def _read(model: Any) -> tuple[str, ...]:
+    """The attribute names read of `model`, in the order of its fields (Model.from_db's)."""
+    wanted = _SESSION_READ if model is DeviceSession else _USER_READ
+    return tuple(field.attname for field in model._meta.concrete_fields if field.attname in wanted)
+
+
+def _column(model: Any, attname: str) -> str:
+    return connection.ops.quote_name(next(f.column for f in model._meta.concrete_fields if f.attname == attname))
+
+
 @cache
 def _rotate_sql(with_roles: bool) -> str:
+    """The rotation, with parameters $1 to $6: the session's id, the token's user id, the
+    presented token's id hash, the next token's id hash, the next token's end, now."""
     from rbac.models import Role, RoleAssignment
 
-    q = connection.ops.quote_name
-    session_columns = ", ".join(f"s.{q(c)} AS {q('s_' + c)}" for c in _columns(DeviceSession))
-    user_columns = ", ".join(f"u.{q(c)} AS {q('u_' + c)}" for c in _columns(User))
+    session_columns = ", ".join(f"s.{_column(DeviceSession, f)}" for f in _read(DeviceSession))
+    user_columns = ", ".join(f"u.{_column(User, f)}" for f in _read(User))
     roles = (
         f"ARRAY(SELECT DISTINCT r.name FROM {_table(RoleAssignment)} a JOIN {_table(Role)} r ON r.id = a.role_id "  # noqa: S608
         "WHERE a.user_id = s.user_id)"  # names from the models; values are parameters
@@ -62,19 +73,37 @@ def _rotate_sql(with_roles: bool) -> str:
     # the lock was awaited, whatever the statement's snapshot. The next token is recorded only
     # if this statement consumed the presented one, and the session points at it only then.
     return (
-        f"WITH locked AS MATERIALIZED (SELECT {session_columns}, {user_columns}, {roles} AS role_names "  # noqa: S608
-        f"FROM {session} s JOIN {_table(User)} u ON u.id = s.user_id WHERE s.id = %(session)s FOR UPDATE OF s), "
+        f"WITH locked AS MATERIALIZED (SELECT {session_columns}, {user_columns}, {roles} "  # noqa: S608
+        f"FROM {session} s JOIN {_table(User)} u ON u.id = s.user_id WHERE s.id = $1 FOR UPDATE OF s), "
         f"consumed AS (INSERT INTO {_table(BlacklistedToken)} (token_id, blacklisted_at) "
-        f"SELECT o.id, %(now)s FROM {outstanding} o, locked WHERE o.jti = %(jti_hash)s "
-        "AND locked.s_user_id = %(user)s AND locked.u_is_active AND locked.s_ended_at IS NULL "
-        "AND locked.s_expires_at > %(now)s ON CONFLICT (token_id) DO NOTHING RETURNING token_id), "
+        f"SELECT o.id, $6 FROM {outstanding} o, locked "
+        f"WHERE o.jti = $3 AND locked.{_column(DeviceSession, 'user_id')} = $2 "
+        f"AND locked.{_column(User, 'is_active')} AND locked.{_column(DeviceSession, 'ended_at')} IS NULL "
+        f"AND locked.{_column(DeviceSession, 'expires_at')} > $6 "
+        "ON CONFLICT (token_id) DO NOTHING RETURNING token_id), "
         f"issued AS (INSERT INTO {outstanding} (user_id, jti, token, created_at, expires_at) "
-        "SELECT locked.s_user_id, %(next_jti_hash)s, '', %(now)s, LEAST(%(next_expires_at)s, locked.s_expires_at) "
+        f"SELECT $2, $4, '', $6, LEAST($5, locked.{_column(DeviceSession, 'expires_at')}) "
         "FROM locked WHERE EXISTS (SELECT 1 FROM consumed) RETURNING expires_at), "
-        f"pointed AS (UPDATE {session} SET refresh_jti_hash = %(next_jti_hash)s, last_active_at = %(now)s "
-        "FROM issued WHERE id = %(session)s RETURNING issued.expires_at) "
+        f"pointed AS (UPDATE {session} SET refresh_jti_hash = $4, last_active_at = $6 "
+        "FROM issued WHERE id = $1 RETURNING issued.expires_at) "
         "SELECT locked.*, (SELECT expires_at FROM pointed) FROM locked"
     )
+
+
+# The rotation is prepared once per database connection (PREPARE outlives transactions and
+# rollbacks; PostgreSQL parses it again by itself when the connection's search_path names
+# another tenant's schema). Planning it was most of PostgreSQL's work for a refresh.
+_ROTATE_PARAMETERS = "(uuid, uuid, varchar, varchar, timestamptz, timestamptz)"
+_prepared_on: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _rotate_execute(cursor: Any, with_roles: bool, params: list[Any]) -> None:
+    name = "idp_refresh_rotate" if with_roles else "idp_refresh_rotate_public"
+    prepared = _prepared_on.setdefault(connection.connection, set())  # open: the cursor made sure
+    if name not in prepared:
+        cursor.execute(f"PREPARE {name} {_ROTATE_PARAMETERS} AS {_rotate_sql(with_roles)}")
+        prepared.add(name)
+    cursor.execute(f"EXECUTE {name} (%s, %s, %s, %s, %s, %s)", params)
 
 
 @dataclass(frozen=True)
@@ -94,24 +123,18 @@ def refresh_rotate(
     the refresh token `jti_hash` outstanding and never used: blacklist it, record the next
     token `next_jti_hash` (its end `next_expires_at`, capped by the session's) and make it
     the one the session accepts next, the session's last activity `now`. One statement."""
-    params = {
-        "session": session_id,
-        "user": user_id,
-        "jti_hash": jti_hash,
-        "next_jti_hash": next_jti_hash,
-        "next_expires_at": next_expires_at,
-        "now": now,
-    }
+    params = [session_id, user_id, jti_hash, next_jti_hash, next_expires_at, now]
     with connection.cursor() as cursor:
-        cursor.execute(_rotate_sql(current_schema() != "public"), params)
+        _rotate_execute(cursor, current_schema() != "public", params)
         row = cursor.fetchone()
     if row is None:
         return None
-    users_from = len(_columns(DeviceSession))
-    session = DeviceSession.from_db(connection.alias, _attnames(DeviceSession), row[:users_from])
-    user = User.from_db(connection.alias, _attnames(User), row[users_from:-2])
+    users_from = len(_read(DeviceSession))
+    roles_at = users_from + len(_read(User))
+    session = DeviceSession.from_db(connection.alias, _read(DeviceSession), row[:users_from])
+    user = User.from_db(connection.alias, _read(User), row[users_from:roles_at])
     session.user = user
-    return Rotation(session=session, user=user, role_names=sorted(row[-2]), next_expires_at=row[-1])
+    return Rotation(session=session, user=user, role_names=sorted(row[roles_at]), next_expires_at=row[-1])
 
 
 def refresh_known(jti_hash: str) -> bool:

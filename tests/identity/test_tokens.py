@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 from rest_framework.test import APIClient
@@ -521,6 +522,28 @@ def test_a_signed_refresh_token_that_was_never_issued_is_refused_and_changes_not
 
     assert family_rows(tokens["session_id"]) == before  # not ended: the token was never issued
     assert refresh(tokens["refresh"]).status_code == 200
+
+
+def test_refreshes_of_two_tenants_on_one_connection_each_rotate_their_own_tenants_rows(tokens, tenant_b):
+    # The rotation is a statement prepared once per connection: PostgreSQL must read it in
+    # the schema of each request's tenant, never in the one it was prepared in.
+    pairs = {"acme": tokens, "globex": login_tokens("globex.idp.test", SHARED_ADMIN_EMAIL)}
+    for schema in ["acme", "globex", "acme", "globex"]:
+        fresh = refresh(pairs[schema]["refresh"], host=f"{schema}.idp.test")
+        assert fresh.status_code == 200
+        pairs[schema] = fresh.json()
+        with schema_context(schema):
+            session = DeviceSession.objects.get(pk=pairs[schema]["session_id"])
+            assert (
+                session.refresh_jti_hash
+                == hashlib.sha256(claims_of(fresh.json()["refresh"])["jti"].encode()).hexdigest()
+            )
+            assert BlacklistedToken.objects.count() == OutstandingToken.objects.count() - 1
+    with schema_context("acme"):
+        assert BlacklistedToken.objects.count() == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'idp_refresh_rotate%%'")
+        assert cursor.fetchall() == [("idp_refresh_rotate",)]  # prepared once, used four times
 
 
 def test_a_refused_refresh_consumes_nothing_and_records_nothing(tokens):
