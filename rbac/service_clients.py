@@ -14,6 +14,8 @@
   costs the same, for an unknown client id, a wrong secret and a revoked client.
 """
 
+import base64
+import binascii
 import hashlib
 import logging
 import secrets
@@ -21,11 +23,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache as memoize
+from urllib.parse import unquote_plus
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from core import read_ahead
@@ -220,10 +224,30 @@ def service_client_verify(*, client_id: str, client_secret: str) -> VerifiedClie
         if len(_authenticated) >= AUTHENTICATED_MAX:
             _authenticated.clear()
         remembered = _authenticated[key] = (now + AUTHENTICATED_TTL_SECONDS, tuple(client.scopes))
-    access = service_client_access(client_id)
+    access = service_client_access(client_id, ahead=True)
     if access is None:  # revoked since it was remembered, or between the two reads
         raise _credentials_refused()
     return VerifiedClient(client_id=client_id, scopes=remembered[1], access=access)
+
+
+def basic_credentials_decode(value: str) -> tuple[str, str] | None:
+    """(client_id, client_secret) of HTTP Basic credentials (`value` follows "Basic "), each
+    part form-urlencoded (client_secret_basic, RFC 6749 2.3.1); None when malformed."""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    return (unquote_plus(raw_id), unquote_plus(raw_secret)) if colon else None
+
+
+def basic_client_reads(request: HttpRequest) -> list[str] | None:
+    """core.read_ahead's reader for requests with HTTP Basic client credentials (the token
+    endpoint, introspection, revocation): the keys service_client_verify reads for the client
+    the header names (unverified: its secret is checked before the values are used)."""
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    credentials = basic_credentials_decode(value) if scheme.lower() == "basic" else None
+    return service_client_keys(credentials[0]) if credentials and credentials[0] else None
 
 
 def service_token_issue(*, client: VerifiedClient, scope: str | None = None) -> IssuedServiceToken:

@@ -72,7 +72,13 @@ def _last_active_write(session_id: str) -> None:
 
 def session_check_keys(session_id: str, also_read: Sequence[str] = ()) -> list[str]:
     """The cache keys session_check_and_touch reads (core.read_ahead may read them ahead)."""
-    return [_key(session_id), *also_read, _touch_key(session_id)]
+    return [*session_state_keys(session_id, also_read), _touch_key(session_id)]
+
+
+def session_state_keys(session_id: str, also_read: Sequence[str] = ()) -> list[str]:
+    """The cache keys session_state_read reads without `touch` (core.read_ahead may read them
+    ahead)."""
+    return [_key(session_id), *also_read]
 
 
 def session_check_and_touch(session_id: str, *, also_read: Sequence[str] = ()) -> tuple[bool, list[Any]]:
@@ -114,10 +120,15 @@ def session_state_read(
 
 def _read(session_id: str, touch: bool, also_read: Sequence[str]) -> tuple[Any, bool, list[Any]]:
     """(the state, whether this request claimed the touch marker, the values of also_read)."""
-    ahead = read_ahead.take(session_check_keys(session_id, also_read)) if touch else None
-    if ahead is not None:
-        first = ahead[-1] is None and bool(cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS))
-        return ahead[0], first, ahead[1:-1]
+    if touch:
+        ahead = read_ahead.take(session_check_keys(session_id, also_read))
+        if ahead is not None:
+            first = ahead[-1] is None and bool(cache.add(_touch_key(session_id), 1, TOUCH_INTERVAL_SECONDS))
+            return ahead[0], first, ahead[1:-1]
+    else:
+        ahead = read_ahead.take(session_state_keys(session_id, also_read))
+        if ahead is not None:
+            return ahead[0], False, ahead[1:]
     client = getattr(cache, "client", None)  # django-redis: one pipeline
     if client is None or not hasattr(client, "get_client"):  # another cache: several steps
         found = cache.get_many([_key(session_id), *also_read])

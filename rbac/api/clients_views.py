@@ -11,10 +11,7 @@ order RFC 6749 servers usually check them:
   malformed Basic header (RFC: invalid_client), one answer for all of them.
 """
 
-import base64
-import binascii
 from typing import Any, cast
-from urllib.parse import unquote_plus
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -32,7 +29,7 @@ from rbac import service_clients
 from rbac.catalog import Perm
 from rbac.models import SERVICE_CLIENT_SCOPES, ServiceClient
 from rbac.permissions import HasPermission
-from rbac.service_clients import BASIC_CHALLENGE
+from rbac.service_clients import BASIC_CHALLENGE, basic_credentials_decode
 
 CLIENT_ID = OpenApiParameter("client_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The client's id.")
 
@@ -176,21 +173,14 @@ def client_credentials(request: Request, body: dict[str, Any]) -> tuple[str, str
     if scheme.lower() == "basic":
         if "client_secret" in body:
             raise invalid_request({"client_secret": ["Authenticate the client one way: HTTP Basic or the body."]})
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ProblemError(
-                ErrorCode.INVALID_CREDENTIALS, "Malformed HTTP Basic credentials.", headers=BASIC_CHALLENGE
-            ) from exc
-        raw_id, colon, raw_secret = decoded.partition(":")
-        if not colon:
+        credentials = basic_credentials_decode(value)
+        if credentials is None:
             raise ProblemError(
                 ErrorCode.INVALID_CREDENTIALS, "Malformed HTTP Basic credentials.", headers=BASIC_CHALLENGE
             )
-        client_id = unquote_plus(raw_id)
-        if body.get("client_id", client_id) != client_id:
+        if body.get("client_id", credentials[0]) != credentials[0]:
             raise invalid_request({"client_id": ["It differs from the client authenticated with HTTP Basic."]})
-        return client_id, unquote_plus(raw_secret)
+        return credentials
     if body.get("client_id") and body.get("client_secret"):
         return body["client_id"], body["client_secret"]
     raise ProblemError(

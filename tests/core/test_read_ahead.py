@@ -6,13 +6,16 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.urls import reverse
 from django_tenants.utils import schema_context
 from redis.connection import AbstractConnection
 
 from core import read_ahead
+from sessions.selectors import INTROSPECTION_PATH
 from tests.conftest import SHARED_ADMIN_EMAIL, bearer_client, login_tokens
 from tests.core.test_errors import assert_problem
 from tests.rbac.test_service_clients import make_client, service_token
+from tests.sessions.test_oauth import form_post
 
 HOST = "acme.idp.test"
 WHOAMI = "/api/v1/auth/whoami/"
@@ -55,6 +58,34 @@ def test_a_warm_check_by_a_service_makes_one_redis_round_trip(tenant_a_admin, ro
 
     assert pos.post(CHECK, question, format="json").json()["allowed"] is True
     assert len(round_trips) == 1
+
+
+def test_a_warm_introspection_makes_one_redis_round_trip(tenant_a, tenant_a_admin, round_trips):
+    client_id, secret = make_client(scopes=["oauth:introspect"])
+    access = login_tokens(HOST, SHARED_ADMIN_EMAIL)["access"]
+
+    def introspect() -> Any:
+        return form_post(INTROSPECTION_PATH, {"token": access}, credentials=(client_id, secret))
+
+    assert introspect().json()["active"] is True  # fills the caches; the process knows the host
+    round_trips.clear()
+
+    assert introspect().json()["active"] is True
+    assert len(round_trips) == 1  # the tenant, the client's state, the session's state and user's row
+
+
+def test_a_warm_client_credentials_grant_makes_one_redis_round_trip(tenant_a, round_trips):
+    client_id, secret = make_client()
+    service_token(client_id, secret)  # fills the caches; the process knows the host
+    round_trips.clear()
+
+    service_token(client_id, secret)
+    assert len(round_trips) == 1  # the tenant, the address's block and the client's state
+
+
+def test_the_introspection_reader_knows_the_introspection_path(tenant_a):
+    with schema_context("acme"):
+        assert reverse("oauth-introspect", urlconf="config.urls_tenant") == INTROSPECTION_PATH
 
 
 def test_a_token_claiming_another_tenant_has_nothing_kept_for_this_one(tenant_a, tenant_b, monkeypatch):
