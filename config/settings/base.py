@@ -130,7 +130,7 @@ TEMPLATES = [
 ]
 
 # --- Database --------------------------------------------------------------------------
-DATABASE_ENGINE = "django_tenants.postgresql_backend"
+DATABASE_ENGINE = "core.postgresql_backend"  # django-tenants' backend; see its docstring
 DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 60)
 
 
