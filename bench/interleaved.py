@@ -6,8 +6,9 @@ What the suite's rounds cannot give on a machine whose speed drifts within secon
 ping and the path called alternately, one request each, through the WSGI handler with the
 production settings (no HTTP server), each one's CPU time summed (`time.process_time`).
 The median of ten blocks' ratios is printed with their spread; the absolute times of the
-last block beside it. Used to find and check the changes in docs/performance.md ("The second
-pass"); the targets are judged by `make bench`.
+last block beside it; then PostgreSQL's CPU per request of the path (its server process's
+CPU time, read from /proc, over as many requests). Used to find and check the changes in
+docs/performance.md (the second pass onwards); the targets are judged by `make bench`.
 
 It sets up what the suite does (a fresh database and the benchmark tenant, bench/seed.py)
 and drops it after.
@@ -22,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,7 +54,27 @@ def main() -> int:
         calls = Calls(application, f"{suite.host_of(suite.MAIN)}:{port}", seeded)
         for name in args.paths:
             print(measure(calls.ping, getattr(calls, name), name, args.requests), flush=True)
+            print(f"  {database_cpu(getattr(calls, name), args.requests)}", flush=True)
     return 0
+
+
+def database_cpu(path: Callable[[], bytes], requests: int) -> str:
+    """PostgreSQL's CPU per request of `path`: the CPU time of this process's server backend
+    (from /proc: the server runs on this machine) over `requests` requests."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+
+    def cpu() -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    began = cpu()
+    for _ in range(requests):
+        path()
+    return f"PostgreSQL: {(cpu() - began) / requests * 1e6:.0f} us of CPU per request"
 
 
 class Calls:
