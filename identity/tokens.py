@@ -15,6 +15,7 @@ its origin is the issuer. What a token must carry to be accepted:
 
 import hashlib
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendE
 from rest_framework_simplejwt.tokens import Token
 
 from core.jwt_unverified import MAX_TOKEN_BYTES, claims_unverified, segment_unverified
-from identity.keys import REFRESH_ALGORITHM, active_signing_key, refresh_secret, verification_key
+from identity.keys import REFRESH_ALGORITHM, LoadedKey, active_signing_key, refresh_secret, verification_key
 
 LEEWAY_SECONDS = 10
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "tid", "token_type"]
@@ -81,8 +82,9 @@ class TenantTokenBackend(TokenBackend):
         audiences = tenant.effective_policy["tokens"]["audiences"]
         self.accepted_audiences = [self.issuer, *audiences]
 
-    def encode(self, payload: dict[str, Any]) -> str:
-        key = active_signing_key()
+    def encode(self, payload: dict[str, Any], key: LoadedKey | None = None) -> str:
+        """`payload` signed with `key`, the tenant's active key unless one is given."""
+        key = key or active_signing_key()
         claims = payload | {"iss": self.issuer, "tid": self.tenant.schema_name}
         if self.hmac_signed:
             if key.refresh_secret is None:  # the active key is always loaded with its private part
@@ -223,6 +225,31 @@ class IdpServiceToken(TenantToken):
         token["sub"] = client_id
         token["scope"] = " ".join(scopes)
         return token
+
+
+@dataclass(frozen=True)
+class UnsignedPair:
+    """A new access and refresh token, with what signing them needs read when they are made:
+    the tenant's active key and each token's backend (both re-read from the database every
+    30 seconds). Signing then reads nothing, so a pair made before a write can be signed
+    after the write commits without a database read, which could fail, in between."""
+
+    access: IdpAccessToken
+    refresh: IdpRefreshToken
+    key: LoadedKey
+    backends: tuple[TenantTokenBackend, TenantTokenBackend]
+
+    @classmethod
+    def new(cls) -> "UnsignedPair":
+        access, refresh = IdpAccessToken(), IdpRefreshToken()
+        return cls(access, refresh, active_signing_key(), (access.get_token_backend(), refresh.get_token_backend()))
+
+    def signed(self) -> tuple[str, str]:
+        """(the access token, the refresh token), signed."""
+        return (
+            self.backends[0].encode(self.access.payload, self.key),
+            self.backends[1].encode(self.refresh.payload, self.key),
+        )
 
 
 # Tokens verified by this process: (schema, tenant, class, raw token) -> (good until, token).

@@ -6,13 +6,14 @@ import hmac
 import json
 import time
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
@@ -551,6 +552,42 @@ def test_refreshes_of_two_tenants_on_one_connection_each_rotate_their_own_tenant
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'idp_refresh_rotate'")
         assert cursor.fetchone() == (1,)
+
+
+def test_signing_after_the_rotation_reads_nothing_even_when_the_caches_expire_meanwhile(tokens, monkeypatch):
+    import identity.services.tokens as token_services
+
+    real_rotate = token_services.refresh_rotate
+
+    def rotate_then_expire(**kwargs: Any) -> Any:
+        rotation = real_rotate(**kwargs)
+        forget_cached_keys()  # the active key and the token backends: as if 30 s had passed
+        return rotation
+
+    monkeypatch.setattr(token_services, "refresh_rotate", rotate_then_expire)
+    with CaptureQueriesContext(connection) as queries:
+        assert refresh(tokens["refresh"]).status_code == 200
+
+    # The rotation commits by itself: nothing read after it could fail and burn the token.
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert "EXECUTE" in statements and statements.index("EXECUTE") == len(statements) - 1
+
+
+def test_a_database_failure_before_the_rotation_leaves_the_refresh_token_usable(tokens, monkeypatch):
+    import identity.tokens
+
+    def unavailable() -> None:
+        raise OperationalError("the database went away")
+
+    forget_cached_keys()
+    monkeypatch.setattr(identity.tokens, "active_signing_key", unavailable)
+    before = family_rows(tokens["session_id"])
+
+    assert refresh(tokens["refresh"]).status_code == 503
+
+    assert family_rows(tokens["session_id"]) == before
+    monkeypatch.undo()
+    assert refresh(tokens["refresh"]).status_code == 200
 
 
 def test_a_refused_refresh_consumes_nothing_and_records_nothing(tokens):
