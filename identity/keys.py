@@ -201,16 +201,11 @@ def refresh_secret(kid: str) -> bytes | None:
     this tenant never had such a key or no longer publishes it (its tokens have expired)."""
     schema = current_schema()
     secret = _refresh_secrets.get((schema, kid))
-    if secret is not None:
-        return secret
-    active = active_signing_key()
-    if active.kid == kid:
-        secret = active.refresh_secret
-    else:
+    if secret is None:
         key = SigningKey.objects.filter(kid=kid).filter(published()).first()
         secret = _load(key, with_private=True).refresh_secret if key is not None else None
-    if secret is not None:
-        _refresh_secrets[(schema, kid)] = secret
+        if secret is not None:
+            _refresh_secrets[(schema, kid)] = secret
     return secret
 
 

@@ -1,16 +1,17 @@
 """The rows of a refresh-token family (its session, simplejwt's outstanding and blacklisted
 tokens), read and written in SQL of their own on the refresh path.
 
-A refresh is a transaction under a row lock, made hundreds of times a second. Through the
-ORM each statement cost 0.4 to 1 ms of the worker's CPU to build (docs/performance.md), more
-than PostgreSQL took to run it, and seven of them made a refresh cost five pings. Here the
+A refresh is a write under a row lock, made hundreds of times a second. Through the ORM each
+statement cost 0.4 to 1 ms of the worker's CPU to build (docs/performance.md), more than
+PostgreSQL took to run it, and seven of them made a refresh cost five pings. Here the
 statements are written once, from the models' own table and column names, and a refresh
-that succeeds makes one (refresh_rotate): the session locked and read with its user and their
-role names and, when everything allows it, the presented token consumed (blacklisted), the
-next one recorded and the session pointed at it. A refresh that is refused learns why from
-the same row, still locked, and at most one more statement (refresh_known). The rows are
-simplejwt's and the models' own, so everything else (introspection, logout, the admin's
-views) reads them through the ORM. Login records its first token with refresh_record.
+that succeeds makes one (refresh_rotate, prepared once per connection): the session locked
+and read with its user and their role names and, when everything allows it, the presented
+token consumed (blacklisted), the next one recorded and the session pointed at it. A refresh
+that is refused runs it again in a transaction and learns why from the row it returns, still
+locked, and at most one more statement (refresh_known). The rows are simplejwt's and the
+models' own, so everything else (introspection, logout, the admin's views) reads them
+through the ORM. Login records its first token with refresh_record.
 """
 
 import weakref
@@ -117,8 +118,9 @@ class Rotation:
 def refresh_rotate(
     *, session_id: Any, user_id: str, jti_hash: str, next_jti_hash: str, next_expires_at: datetime, now: datetime
 ) -> Rotation | None:
-    """Lock the session `session_id` FOR UPDATE until the transaction ends and read it with its
-    user and the user's role names (None when there is no such session). If the session is
+    """Lock the session `session_id` FOR UPDATE until the transaction ends (the statement's
+    own, outside one) and read it with its user and the user's role names (None when there
+    is no such session). If the session is
     `user_id`'s, the user active, the session neither ended nor past its absolute end, and
     the refresh token `jti_hash` outstanding and never used: blacklist it, record the next
     token `next_jti_hash` (its end `next_expires_at`, capped by the session's) and make it
