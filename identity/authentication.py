@@ -23,14 +23,19 @@ PASSWORD_CHANGE_EXEMPT = {
 }
 
 
+def access_token_ids(claims: dict[str, Any]) -> tuple[str, uuid.UUID] | None:
+    """The session id and the user id an access token's (unverified) claims name, or None."""
+    try:
+        return str(uuid.UUID(str(claims.get("sid")))), uuid.UUID(str(claims.get("sub")))
+    except ValueError:
+        return None
+
+
 def access_token_reads(claims: dict[str, Any]) -> list[str] | None:
     """core.read_ahead's reader for access tokens: the keys TenantJWTAuthentication will read
     for a token with these (unverified) claims: the session check's and the user's row."""
-    try:
-        session_id, user_id = str(uuid.UUID(str(claims.get("sid")))), uuid.UUID(str(claims.get("sub")))
-    except ValueError:
-        return None
-    return session_check_keys(session_id, user_row_keys(user_id))
+    ids = access_token_ids(claims)
+    return session_check_keys(ids[0], user_row_keys(ids[1])) if ids else None
 
 
 class TenantJWTAuthentication(JWTAuthentication):

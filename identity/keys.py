@@ -178,6 +178,8 @@ def active_signing_key() -> LoadedKey:
     loaded = _load(key, with_private=True)
     _active[schema] = (time.monotonic(), loaded)
     _by_kid[(schema, loaded.kid)] = loaded
+    if loaded.refresh_secret is not None:
+        _refresh_secrets[(schema, loaded.kid)] = loaded.refresh_secret
     return loaded
 
 

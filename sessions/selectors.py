@@ -11,6 +11,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from core.jwt_unverified import claims_unverified
+from identity.authentication import access_token_ids
 from identity.models import User
 from identity.tokens import (
     IdpAccessToken,
@@ -126,10 +127,8 @@ def introspected_token_reads(request: HttpRequest) -> list[str] | None:
     claims = claims_unverified(token) if token else None
     if not claims or claims.get("token_type") != IdpAccessToken.token_type:
         return None
-    session_id, user_id = _uuid(claims.get("sid")), _uuid(claims.get("sub"))
-    if session_id is None or user_id is None:
-        return None
-    return session_state_keys(str(session_id), user_row_keys(user_id))
+    ids = access_token_ids(claims)
+    return session_state_keys(ids[0], user_row_keys(ids[1])) if ids else None
 
 
 def _access_introspect(token: IdpAccessToken) -> dict[str, Any]:

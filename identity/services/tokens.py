@@ -36,15 +36,9 @@ class TokenPair:
     roles: list[str]  # the access token's `roles` claim: the user's role names
 
 
-def access_token_for(*, user: User, session: DeviceSession, roles: list[str] | None = None) -> IdpAccessToken:
-    """The access token of `session`; `roles`: the user's role names when the caller read
-    them already (user_role_names otherwise)."""
-    token = IdpAccessToken()
-    _access_claims_set(token, user=user, session=session, roles=roles)
-    return token
-
-
-def _access_claims_set(token: IdpAccessToken, *, user: User, session: DeviceSession, roles: list[str] | None) -> None:
+def access_claims_set(token: IdpAccessToken, *, user: User, session: DeviceSession, roles: list[str] | None) -> None:
+    """Give `token` the claims of `user` on `session`; `roles`: the user's role names when
+    the caller read them already (user_role_names otherwise)."""
     token["sub"] = str(user.pk)
     token["sid"] = str(session.pk)
     token["did"] = session.device_id
@@ -78,7 +72,7 @@ def _token_pair(
     pair.refresh["sid"] = str(session.pk)
     pair.refresh["did"] = session.device_id
     pair.refresh["exp"] = int(expires_at.timestamp())
-    _access_claims_set(pair.access, user=user, session=session, roles=roles)
+    access_claims_set(pair.access, user=user, session=session, roles=roles)
     access, refresh = pair.signed()
     return TokenPair(
         access=access,

@@ -19,8 +19,9 @@ from rest_framework.test import APIClient
 
 from identity.keys import active_signing_key
 from identity.models import AuditEvent, User
-from identity.services.tokens import access_token_for
+from identity.services.tokens import access_claims_set
 from identity.services.users import user_deactivate
+from identity.tokens import IdpAccessToken
 from rbac.catalog import EMPLOYEE
 from rbac.models import Branch, Role
 from rbac.service_clients import service_client_revoke
@@ -224,7 +225,8 @@ def test_introspection_changes_nothing_and_does_not_keep_the_session_alive(cook_
 def expired_access_token(tenant, tokens):
     with tenant_context(tenant):
         session = DeviceSession.objects.get(pk=tokens["session_id"])
-        token = access_token_for(user=User.objects.get(pk=session.user_id), session=session)
+        token = IdpAccessToken()
+        access_claims_set(token, user=User.objects.get(pk=session.user_id), session=session, roles=None)
         token.set_exp(lifetime=-timedelta(minutes=5))
         return str(token)
 
