@@ -583,7 +583,7 @@ def test_a_database_failure_before_the_rotation_leaves_the_refresh_token_usable(
     monkeypatch.setattr(identity.tokens, "active_signing_key", unavailable)
     before = family_rows(tokens["session_id"])
 
-    assert refresh(tokens["refresh"]).status_code == 503
+    assert_problem(refresh(tokens["refresh"]), 503, "service_unavailable")
 
     assert family_rows(tokens["session_id"]) == before
     monkeypatch.undo()
