@@ -34,6 +34,14 @@ LOGIN_USERS = 500
 SESSION_USERS = 50
 REFRESH_SESSIONS = 200
 CHECK_USERS = 60
+# A tenant in service holds its devices' used refresh tokens until they expire (a till that
+# refreshes every half hour leaves 48 a day, kept for refresh_days, 7 by default). The
+# refreshing sessions are seeded with that history, so PostgreSQL plans the refresh's
+# statements and foreign-key checks for tables of that size. With a new tenant's near-empty
+# tables it plans whole-table scans, each refresh then costs more than the last until
+# autovacuum analyzes the tables: a new tenant's first minute, not the steady state the
+# row is about (docs/performance.md, the fifth pass).
+TOKEN_HISTORY_PER_SESSION = 48 * 7
 
 
 def emit(result: Any) -> None:
@@ -102,6 +110,29 @@ def bulk_users(prefix: str, count: int, *, password_hash: str, employee_role: An
     return users
 
 
+def token_history(users: list[Any], per_user: int) -> None:
+    """`per_user` used refresh tokens of each of `users` (outstanding and blacklisted), the
+    oldest issued `per_user` half hours ago, in the current schema."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    from identity.tokens import jti_hash
+
+    now, lifetime = timezone.now(), timedelta(days=7)
+    for user in users:
+        issued = [now - timedelta(minutes=30 * (n + 1)) for n in range(per_user)]
+        tokens = OutstandingToken.objects.bulk_create(
+            OutstandingToken(user=user, jti=jti_hash(secrets.token_hex(16)), created_at=at, expires_at=at + lifetime)
+            for at in issued
+        )
+        BlacklistedToken.objects.bulk_create(
+            BlacklistedToken(token=token, blacklisted_at=at + timedelta(minutes=30))
+            for token, at in zip(tokens, issued, strict=True)
+        )
+
+
 def analyze() -> None:
     """Fresh planner statistics after bulk inserts (autovacuum would get there later)."""
     from django.db import connection
@@ -113,7 +144,8 @@ def analyze() -> None:
 def seed_main(prefix: str) -> None:
     """The benchmark tenant: 10 branches; 60 users holding roles (the check API); 500 login
     users; 50 users with a device session and an access token (authenticated endpoint,
-    introspection); 200 sessions whose refresh tokens rotate; one service client with the
+    introspection); 200 sessions whose refresh tokens rotate, with a week of used refresh
+    tokens each (TOKEN_HISTORY_PER_SESSION); one service client with the
     `authz:check` and `oauth:introspect` scopes (client-credentials grant, check, introspection)."""
     setup()
     from django.contrib.auth.hashers import make_password
@@ -167,6 +199,7 @@ def seed_main(prefix: str) -> None:
 
         authenticated = sessions_for("session", SESSION_USERS)
         refreshing = sessions_for("refresh", REFRESH_SESSIONS)
+        token_history(list(User.objects.filter(email__startswith="refresh")), TOKEN_HISTORY_PER_SESSION)
         client = service_client_create(name="bench", scopes=[SCOPE_AUTHZ_CHECK, SCOPE_INTROSPECT], actor=None)
         analyze()
     emit(
