@@ -65,13 +65,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2 * (os.cpu_count() or 2))
     args = parser.parse_args()
     with ExitStack() as stack:
-        database_url, _ = stack.enter_context(harness.database())
-        redis_url, _ = stack.enter_context(harness.redis_server(suite.PREFIX))
-        port = harness.free_port()
-        env = harness.server_env(database_url, redis_url, port, settings_module=suite.SETTINGS)
-        env |= {"IDP_TRUSTED_PROXIES": "1"}
-        harness.run([sys.executable, "manage.py", "migrate_schemas", "--noinput", "--skip-checks"], env)
-        seeded = suite.django_step(env, "main", suite.PREFIX)
+        env, port, seeded = stack.enter_context(suite.seeded_main_tenant())
         master = stack.enter_context(harness.gunicorn(env, port, os.cpu_count() or 2, host=suite.host_of(suite.MAIN)))
         workers = harness.worker_pids(master)
         token = suite.service_token(port, suite.MAIN, seeded["client_id"], seeded["client_secret"])

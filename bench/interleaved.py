@@ -38,12 +38,7 @@ def main() -> int:
     parser.add_argument("paths", nargs="+", choices=PATHS)
     parser.add_argument("--requests", type=int, default=3000, help="pairs of requests per path")
     args = parser.parse_args()
-    with harness.database() as (database_url, _), harness.redis_server(suite.PREFIX) as (redis_url, _):
-        port = harness.free_port()
-        env = harness.server_env(database_url, redis_url, port, settings_module=suite.SETTINGS)
-        env |= {"IDP_TRUSTED_PROXIES": "1"}
-        harness.run([sys.executable, "manage.py", "migrate_schemas", "--noinput", "--skip-checks"], env)
-        seeded = suite.django_step(env, "main", suite.PREFIX)
+    with suite.seeded_main_tenant() as (env, port, seeded):
         os.environ.update(env)
         sys.path.insert(0, str(harness.ROOT))
         import django

@@ -43,7 +43,8 @@ import signal
 import statistics
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,6 +159,19 @@ def address(n: int, block: int) -> str:
 def django_step(env: dict[str, str], *args: str) -> Any:
     output = run([sys.executable, str(ROOT / "bench" / "seed.py"), *args], env)
     return json.loads(next(line for line in output.splitlines() if line.startswith(RESULT_MARK))[len(RESULT_MARK) :])
+
+
+@contextmanager
+def seeded_main_tenant() -> Iterator[tuple[dict[str, str], int, dict[str, Any]]]:
+    """A fresh database and Redis, migrated, with the benchmark tenant seeded: (the server's
+    environment, the port it is to listen on, what the seed made). The tools beside the suite
+    (bench/interleaved.py, bench/cpu_split.py) start from it; dropped on the way out."""
+    with database() as (database_url, _), redis_server(PREFIX) as (redis_url, _):
+        port = free_port()
+        # One trusted proxy: the load processes stand in for it (X-Forwarded-For).
+        env = server_env(database_url, redis_url, port, settings_module=SETTINGS) | {"IDP_TRUSTED_PROXIES": "1"}
+        run([sys.executable, "manage.py", "migrate_schemas", "--noinput", "--skip-checks"], env)
+        yield env, port, django_step(env, "main", PREFIX)
 
 
 def service_token(port: int, slug: str, client_id: str, secret: str) -> str:

@@ -19,7 +19,7 @@ from tenants.policy import json_copy, merged_with_defaults
 # new tenants are cloned from.
 SYSTEM_SCHEMAS = (settings.PUBLIC_SCHEMA_NAME, settings.TENANT_BASE_SCHEMA)
 
-# Tenant.effective_policy's merges, per tenant: (the stored policy it merged, the result).
+# Tenant.effective_policy's merges, per tenant id: (a copy of the stored policy it merged, the result).
 _merged_policies: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
 
 
@@ -123,17 +123,13 @@ class Tenant(TenantMixin):
     def effective_policy(self) -> dict[str, Any]:
         """The stored policy over the defaults. A request asks for it several times (token
         lifetimes, claims, rate limits), and every request has an instance of its own (read
-        from the cache), so the merge is kept on this instance and for the process, per
-        tenant, until `policy` changes. Read-only: never change the dict it returns."""
-        memo = self.__dict__.get("_effective_policy")
-        # Compared with a copy taken at the merge, which sees a change made in place too.
+        from the cache), so the merge is kept for the process, per tenant, until `policy`
+        changes. Read-only: never change the dict it returns (instances share it)."""
+        memo = _merged_policies.get(self.pk)
+        # Compared with a copy taken at the merge, which sees a change made in place too; an
+        # unsaved tenant (pk None) is compared the same way, so it never gets another's merge.
         if memo is None or memo[0] != self.policy:
-            memo = _merged_policies.get(self.pk)
-            if memo is None or memo[0] != self.policy:
-                memo = (json_copy(self.policy), merged_with_defaults(self.policy))
-                if self.pk is not None:
-                    _merged_policies[self.pk] = memo
-            self.__dict__["_effective_policy"] = memo
+            memo = _merged_policies[self.pk] = (json_copy(self.policy), merged_with_defaults(self.policy))
         return memo[1]
 
     def primary_domain_name(self) -> str | None:
