@@ -69,6 +69,51 @@ class Connection:
         self.sock.close()
 
 
+def serving_worker(sock: socket.socket, workers: Sequence[int]) -> int | None:
+    """The worker among `workers` that holds the server's end of the loopback connection
+    `sock`, read from /proc (the server runs on this machine): the socket's inode in
+    /proc/net/tcp, then the worker with a descriptor on it. None until one has accepted it."""
+    server_port, client_port = f"{sock.getpeername()[1]:04X}", f"{sock.getsockname()[1]:04X}"
+    inode = next(
+        (
+            fields[9]
+            for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+            if fields[1].endswith(":" + server_port) and fields[2].endswith(":" + client_port)
+        ),
+        "0",
+    )
+    if inode == "0":  # still in the listen queue
+        return None
+    held = f"socket:[{inode}]"
+    for pid in workers:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == held:
+                    return pid
+            except OSError:
+                continue  # closed meanwhile
+    return None
+
+
+def connection_to(port: int, worker: int, workers: Sequence[int], tries: int = 50) -> Connection:
+    """A keep-alive connection that gunicorn worker `worker` accepted. A connection stays
+    with the worker that took it, and whichever idle worker wakes first takes it: left to
+    chance, a phase's few connections all landed on one worker in 4 phases of 12 (the other
+    worker idle, the rate halved), the main cause of the rounds' spread. So a load process
+    connects again until its connection is on the worker it was given."""
+    for _ in range(tries):
+        conn = Connection(port)
+        deadline = time.monotonic() + 2.0
+        owner = serving_worker(conn.sock, workers)
+        while owner is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+            owner = serving_worker(conn.sock, workers)
+        if owner == worker:
+            return conn
+        conn.close()
+    raise RuntimeError(f"no connection landed on worker {worker} in {tries} tries")
+
+
 def http_request(
     method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, *, host: str
 ) -> bytes:
@@ -114,14 +159,23 @@ def _next_token(body: bytes) -> str:
 
 
 def _drive(
-    port: int, workload: Workload, seconds: float, start_at: float, queue: Any, first: int, step: int, tokens: list[str]
+    port: int,
+    workload: Workload,
+    seconds: float,
+    ready: Any,
+    queue: Any,
+    first: int,
+    step: int,
+    tokens: list[str],
+    worker: int,
+    workers: list[int],
 ) -> None:
-    """One load process: one keep-alive connection, requests back to back until the end.
-    It sends requests first, first + step, ... (the processes interleave, so no two send the
-    same request at once and a run walks through the list)."""
-    conn = Connection(port)
-    while time.time() < start_at:
-        time.sleep(0.001)
+    """One load process: one keep-alive connection, held by gunicorn worker `worker`,
+    requests back to back until the end. It sends requests first, first + step, ... (the
+    processes interleave, so no two send the same request at once and a run walks through
+    the list). The clock starts when every process is connected (`ready`, a barrier)."""
+    conn = connection_to(port, worker, workers)
+    ready.wait(timeout=60)
     count = errors = 0
     timings: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -155,20 +209,34 @@ def throughput(
     offset: int = 0,
     tokens: list[str] | None = None,
 ) -> Phase:
-    """`clients` processes hammering the server for `seconds`. Plain workloads start at
-    request `offset`; a chained one splits `tokens` between the processes."""
+    """`clients` processes hammering the server for `seconds`, their connections spread
+    evenly over the `workers` (connection_to). Plain workloads start at request `offset`; a
+    chained one splits `tokens` between the processes."""
     context = mp.get_context("fork")
     queue = context.Queue()
+    ready = context.Barrier(clients + 1)
     shares = [list((tokens or [])[index::clients]) for index in range(clients)]
-    start_at = time.time() + 0.3  # every process connected before the clock starts
     processes = [
         context.Process(
-            target=_drive, args=(port, workload, seconds, start_at, queue, offset + index, clients, shares[index])
+            target=_drive,
+            args=(
+                port,
+                workload,
+                seconds,
+                ready,
+                queue,
+                offset + index,
+                clients,
+                shares[index],
+                workers[index % len(workers)],
+                workers,
+            ),
         )
         for index in range(clients)
     ]
     for process in processes:
         process.start()
+    ready.wait(timeout=60)
     cpu_before = cpu_seconds(workers)
     results = sorted((queue.get(timeout=seconds + 60) for _ in processes), key=lambda r: r[0])
     cpu = cpu_seconds(workers) - cpu_before
