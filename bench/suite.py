@@ -540,7 +540,8 @@ def write_results(report: Report) -> tuple[Path, Path]:
         f"- Server: gunicorn as deployed (deploy/gunicorn.conf.py), {plan['workers']} gthread workers of "
         f"{os.environ.get('GUNICORN_THREADS', '4')} threads, `{SETTINGS}` "
         "(production settings plus one bench-only path), on 127.0.0.1",
-        f"- Load: {plan['clients']} processes, one keep-alive connection each; {plan['rounds']} rounds of "
+        f"- Load: {plan['clients']} processes, one keep-alive connection each, as many on each worker; "
+        f"{plan['rounds']} rounds of "
         f"{plan['phase_seconds']} s phases, each path beside a ping of its own, after {plan['warmup_seconds']} s "
         "of warm-up; per core = requests per CPU-second of the workers",
         f"- Latency: one connection, idle server, {plan['latency_pairs']} requests of each kind interleaved "
