@@ -9,8 +9,9 @@ deployed, the production settings, the load from other processes), and each phas
 the CPU time per request of the gunicorn workers, of PostgreSQL's processes (backends and
 the WAL writer apart), of Redis, of the load processes and of anything else that used 5 us
 or more, read from /proc around the phase; and how busy the machine was (its idle time
-includes the phase's start and end, about 0.3 s). Used for docs/performance.md (the fifth
-pass); the targets are judged by `make bench`.
+includes the phase's start and end: the load processes connecting, and their results).
+Used for docs/performance.md (the fifth and sixth passes); the targets are judged by `make
+bench`.
 """
 
 import argparse
@@ -21,8 +22,6 @@ from pathlib import Path
 
 import harness
 import suite
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu() -> dict[int, tuple[str, float]]:
@@ -40,15 +39,14 @@ def process_cpu() -> dict[int, tuple[str, float]]:
                 kind = "postgres backends" if len(role) >= 3 else "postgres " + " ".join(role)
         except (OSError, ValueError):
             continue  # ended meanwhile
-        fields = stat.rsplit(")", 1)[1].split()
-        found[int(entry.name)] = (kind, (int(fields[11]) + int(fields[12])) / TICK)
+        found[int(entry.name)] = (kind, harness.stat_cpu_seconds(stat))
     return found
 
 
 def machine_cpu() -> tuple[float, float]:
     """(all, idle) CPU seconds of the machine, idle counting I/O wait."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(values) / TICK, (values[3] + values[4]) / TICK
+    return sum(values) / harness.TICKS, (values[3] + values[4]) / harness.TICKS
 
 
 def load_cpu() -> float:

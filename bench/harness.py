@@ -306,7 +306,7 @@ def hash_throughput(params: dict[str, int], seconds: float, processes: int) -> P
 
 # --- the server's processes: CPU time and memory, from /proc --------------------------------------
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def worker_pids(master: int) -> list[int]:
@@ -315,13 +315,15 @@ def worker_pids(master: int) -> list[int]:
     return [int(pid) for pid in children]
 
 
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU time in a process's /proc/<pid>/stat text."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time the processes have used so far."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / _TICKS
+    return sum(stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text()) for pid in pids)
 
 
 def rss_bytes(pid: int) -> int:

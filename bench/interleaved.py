@@ -23,7 +23,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -60,16 +59,12 @@ def database_cpu(path: Callable[[], bytes], requests: int) -> str:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
-        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+        backend = [cursor.fetchone()[0]]
 
-    def cpu() -> float:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    began = cpu()
+    began = harness.cpu_seconds(backend)
     for _ in range(requests):
         path()
-    return f"PostgreSQL: {(cpu() - began) / requests * 1e6:.0f} us of CPU per request"
+    return f"PostgreSQL: {(harness.cpu_seconds(backend) - began) / requests * 1e6:.0f} us of CPU per request"
 
 
 class Calls:
