@@ -95,23 +95,32 @@ def serving_worker(sock: socket.socket, workers: Sequence[int]) -> int | None:
     return None
 
 
-def connection_to(port: int, worker: int, workers: Sequence[int], tries: int = 50) -> Connection:
+def connection_to(port: int, worker: int, workers: Sequence[int]) -> Connection:
     """A keep-alive connection that gunicorn worker `worker` accepted. A connection stays
-    with the worker that took it, and whichever idle worker wakes first takes it: left to
-    chance, a phase's few connections all landed on one worker in 4 phases of 12 (the other
-    worker idle, the rate halved), the main cause of the rounds' spread. So a load process
-    connects again until its connection is on the worker it was given."""
-    for _ in range(tries):
-        conn = Connection(port)
-        deadline = time.monotonic() + 2.0
-        owner = serving_worker(conn.sock, workers)
-        while owner is None and time.monotonic() < deadline:
-            time.sleep(0.002)
+    with the worker that took it, and whichever worker wakes first takes it: left to chance,
+    a phase's few connections all landed on one worker in 4 phases of 12 (the other worker
+    idle, the rate halved), and reconnecting until the right worker took one failed on an
+    idle server, where the same worker won 50 tries of 50. So the other workers are stopped
+    (SIGSTOP) while it connects, and continued at once. Call it from one process at a time:
+    two placing connections at once could stop every worker."""
+    others = [pid for pid in workers if pid != worker]
+    for _ in range(3):  # a worker that was already returning to accept() when stopped
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            conn = Connection(port)
+            deadline = time.monotonic() + 10.0
             owner = serving_worker(conn.sock, workers)
+            while owner is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+                owner = serving_worker(conn.sock, workers)
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
         if owner == worker:
             return conn
         conn.close()
-    raise RuntimeError(f"no connection landed on worker {worker} in {tries} tries")
+    raise RuntimeError(f"no connection landed on worker {worker}")
 
 
 def http_request(
@@ -159,7 +168,6 @@ def _next_token(body: bytes) -> str:
 
 
 def _drive(
-    port: int,
     workload: Workload,
     seconds: float,
     ready: Any,
@@ -167,14 +175,12 @@ def _drive(
     first: int,
     step: int,
     tokens: list[str],
-    worker: int,
-    workers: list[int],
+    conn: Connection,
 ) -> None:
-    """One load process: one keep-alive connection, held by gunicorn worker `worker`,
-    requests back to back until the end. It sends requests first, first + step, ... (the
-    processes interleave, so no two send the same request at once and a run walks through
-    the list). The clock starts when every process is connected (`ready`, a barrier)."""
-    conn = connection_to(port, worker, workers)
+    """One load process: one keep-alive connection (`conn`, placed on its worker by the
+    parent), requests back to back until the end. It sends requests first, first + step, ...
+    (the processes interleave, so no two send the same request at once and a run walks
+    through the list). The clock starts when every process has started (`ready`, a barrier)."""
     ready.wait(timeout=60)
     count = errors = 0
     timings: list[float] = []
@@ -210,32 +216,25 @@ def throughput(
     tokens: list[str] | None = None,
 ) -> Phase:
     """`clients` processes hammering the server for `seconds`, their connections spread
-    evenly over the `workers` (connection_to). Plain workloads start at request `offset`; a
-    chained one splits `tokens` between the processes."""
+    evenly over the `workers` (connection_to, here, before the processes fork and inherit
+    them). Plain workloads start at request `offset`; a chained one splits `tokens` between
+    the processes."""
     context = mp.get_context("fork")
     queue = context.Queue()
     ready = context.Barrier(clients + 1)
     shares = [list((tokens or [])[index::clients]) for index in range(clients)]
+    connections = [connection_to(port, workers[index % len(workers)], workers) for index in range(clients)]
     processes = [
         context.Process(
             target=_drive,
-            args=(
-                port,
-                workload,
-                seconds,
-                ready,
-                queue,
-                offset + index,
-                clients,
-                shares[index],
-                workers[index % len(workers)],
-                workers,
-            ),
+            args=(workload, seconds, ready, queue, offset + index, clients, shares[index], connections[index]),
         )
         for index in range(clients)
     ]
     for process in processes:
         process.start()
+    for conn in connections:
+        conn.close()  # the processes hold their own copies
     ready.wait(timeout=60)
     cpu_before = cpu_seconds(workers)
     results = sorted((queue.get(timeout=seconds + 60) for _ in processes), key=lambda r: r[0])
