@@ -20,17 +20,22 @@ It runs in the caller's transaction (tenant creation is atomic: a failure leaves
 
 from django.db import connection
 
+# The template's tables are found through pg_depend (every table depends on its schema), and
+# everything else by their oids: each read goes through a catalog index, so it does not grow
+# with the number of schemas in the database (pg_class has no index on the namespace alone:
+# a scan of it took 15 ms with 300 tenants).
 _TABLES = """
 SELECT c.oid, quote_ident(c.relname)
-FROM pg_class c
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r'
+FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+WHERE d.refclassid = 'pg_namespace'::regclass AND d.refobjid = %(schema)s::regnamespace
+  AND d.classid = 'pg_class'::regclass AND c.relkind = 'r'
 ORDER BY c.relname
 """
 _COLUMNS = """
 SELECT a.attrelid, quote_ident(a.attname), a.attname, a.attidentity <> '', a.attgenerated <> '',
        CASE WHEN a.attidentity <> '' THEN pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) END
-FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+FROM pg_attribute a
+WHERE a.attrelid = ANY(%(tables)s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
 # NOT NULL constraints (contype 'n', PostgreSQL 18) come with LIKE; foreign keys last, once
@@ -38,14 +43,17 @@ ORDER BY a.attrelid, a.attnum
 _CONSTRAINTS = """
 SELECT k.conrelid, quote_ident(k.conname), pg_get_constraintdef(k.oid)
 FROM pg_constraint k
-WHERE k.connamespace = %(schema)s::regnamespace AND k.conrelid <> 0 AND k.contype <> 'n'
+WHERE k.conrelid = ANY(%(tables)s::oid[]) AND k.contype <> 'n'
 ORDER BY k.contype = 'f', k.conname
 """
 _INDEXES = """
 SELECT pg_get_indexdef(i.indexrelid)
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-WHERE c.relnamespace = %(schema)s::regnamespace
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+WHERE i.indrelid = ANY(%(tables)s::oid[])
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_constraint k
+    WHERE k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')
+  )
 ORDER BY c.relname
 """
 _LIKE = (
@@ -60,9 +68,9 @@ def schema_clone(*, source: str, target: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT quote_ident(%s), quote_ident(%s)", [source, target])
         src, dst = cursor.fetchone()
-        params = {"schema": src}
-        cursor.execute(_TABLES, params)
+        cursor.execute(_TABLES, {"schema": src})
         tables = dict(cursor.fetchall())
+        params = {"tables": list(tables)}
         cursor.execute(_COLUMNS, params)
         columns = cursor.fetchall()
         cursor.execute(_CONSTRAINTS, params)

@@ -43,9 +43,11 @@ def schemas_with_unapplied(schemas: Iterable[str]) -> list[str]:
     if expected is None or not schemas:
         return schemas
     with connection.cursor() as cursor:
+        # A lookup by name per schema (to_regclass), whatever the catalog's statistics say.
         cursor.execute(
-            """SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE c.relname = 'django_migrations' AND c.relkind = 'r' AND n.nspname = ANY(%s)""",
+            """SELECT s.name FROM unnest(%s::text[]) AS s(name)
+               JOIN pg_class c ON c.oid = to_regclass(quote_ident(s.name) || '.django_migrations')
+               WHERE c.relkind = 'r'""",
             [schemas],
         )
         with_table = [row[0] for row in cursor.fetchall()]

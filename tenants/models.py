@@ -13,6 +13,7 @@ from django_tenants.utils import get_creation_fakes_migrations, schema_exists
 
 from core.tenancy import tenant_connection
 from tenants.cloning import schema_clone
+from tenants.migration_executor import schemas_with_unapplied
 from tenants.policy import json_copy, merged_with_defaults
 
 # Schemas that are tenants rows but not customers: the platform's own and the template that
@@ -92,17 +93,23 @@ class Tenant(TenantMixin):
         if check_if_exists and schema_exists(self.schema_name):
             return False
         schema_clone(source=base_schema, target=self.schema_name)
-        # As django-tenants does after a clone: record the template's migrations as applied
-        # here (they are: the copied django_migrations rows say so).
-        call_command(
-            "migrate_schemas",
-            tenant=True,
-            fake=True,
-            schema_name=self.schema_name,
-            interactive=False,
-            verbosity=verbosity,
-        )
-        tenant_connection().set_schema_to_public()
+        # The copied django_migrations rows record the template's migrations, and every
+        # migrate_schemas migrates the template. When they name every migration on disk,
+        # django-tenants' fake migrate after a clone records nothing, and the rows its
+        # post_migrate makes (content types, permissions) came with the copy: it is left out,
+        # since its table listings scan every schema's tables (0.07 s of a creation with one
+        # tenant, 0.17 s with 300). Otherwise, as django-tenants does, the template's
+        # migrations are recorded as applied here.
+        if schemas_with_unapplied([self.schema_name]):
+            call_command(
+                "migrate_schemas",
+                tenant=True,
+                fake=True,
+                schema_name=self.schema_name,
+                interactive=False,
+                verbosity=verbosity,
+            )
+            tenant_connection().set_schema_to_public()
         return None
 
     @property

@@ -1,13 +1,16 @@
 """migrate_schemas leaves out the schemas with nothing to apply, and only those."""
 
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django_tenants.signals import schema_migrated
 from django_tenants.utils import schema_context
 
 from rbac.models import Role
 from tenants.migration_executor import get_executor, migrations_on_disk, schemas_with_unapplied
 from tenants.models import Tenant
+from tenants.services import tenant_create
 
 
 def forget_migration(schema: str, app: str, name: str) -> None:
@@ -77,3 +80,36 @@ def test_a_run_with_a_target_or_fake_is_not_narrowed():
 
     assert not executor._plain_run()
     assert get_executor("standard")(args=(), options={"interactive": False})._plain_run()
+
+
+def created_schema_migrations(plan) -> tuple[Tenant, list[str]]:
+    """A tenant created through tenants.services, and the schemas migrate_schemas ran in meanwhile."""
+    migrated: list[str] = []
+
+    def remember(sender, schema_name, **kwargs):
+        migrated.append(schema_name)
+
+    schema_migrated.connect(remember)
+    try:
+        created = tenant_create(slug="fresh", name="Fresh", plan=plan, admin_email="admin@fresh.test")
+    finally:
+        schema_migrated.disconnect(remember)
+    return created.tenant, migrated
+
+
+def test_a_tenant_cloned_from_an_up_to_date_template_is_not_migrated_again(plan, tenant_a):
+    tenant, migrated = created_schema_migrations(plan)
+
+    assert migrated == []
+    assert schemas_with_unapplied([tenant.schema_name]) == []
+
+
+def test_a_tenant_cloned_from_a_template_that_lags_records_the_missing_migration(plan, tenant_a):
+    # rbac's latest migration: nothing depends on it, so the history without it is consistent.
+    latest = next(node for node in MigrationLoader(None).graph.leaf_nodes() if node[0] == "rbac")
+    forget_migration(settings.TENANT_BASE_SCHEMA, *latest)
+
+    tenant, migrated = created_schema_migrations(plan)
+
+    assert migrated == [tenant.schema_name]  # as django-tenants does after a clone: --fake
+    assert recorded(tenant.schema_name, *latest)
