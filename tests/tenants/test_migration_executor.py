@@ -97,14 +97,14 @@ def created_schema_migrations(plan) -> tuple[Tenant, list[str]]:
     return created.tenant, migrated
 
 
-def test_a_tenant_cloned_from_an_up_to_date_template_is_not_migrated_again(plan, tenant_a):
+def test_a_tenant_cloned_from_an_up_to_date_template_is_not_migrated_again(plan):
     tenant, migrated = created_schema_migrations(plan)
 
     assert migrated == []
     assert schemas_with_unapplied([tenant.schema_name]) == []
 
 
-def test_a_tenant_cloned_from_a_template_that_lags_records_the_missing_migration(plan, tenant_a):
+def test_a_tenant_cloned_from_a_template_that_lags_records_the_missing_migration(plan):
     # rbac's latest migration: nothing depends on it, so the history without it is consistent.
     latest = next(node for node in MigrationLoader(None).graph.leaf_nodes() if node[0] == "rbac")
     forget_migration(settings.TENANT_BASE_SCHEMA, *latest)
