@@ -1,5 +1,8 @@
 """migrate_schemas leaves out the schemas with nothing to apply, and only those."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
@@ -22,6 +25,21 @@ def recorded(schema: str, app: str, name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT count(*) FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])  # noqa: S608
         return bool(cursor.fetchone()[0])
+
+
+@contextmanager
+def schemas_migrated() -> Iterator[list[str]]:
+    """The schemas migrate_schemas migrates in the block (django-tenants' schema_migrated)."""
+    migrated: list[str] = []
+
+    def remember(sender, schema_name, **kwargs):
+        migrated.append(schema_name)
+
+    schema_migrated.connect(remember)
+    try:
+        yield migrated
+    finally:
+        schema_migrated.disconnect(remember)
 
 
 def every_schema() -> list[str]:
@@ -58,16 +76,8 @@ def test_migrate_schemas_migrates_a_schema_with_work_and_only_that_one(plan, ten
     bare.save()
     with connection.cursor() as cursor:
         cursor.execute('CREATE SCHEMA "bare"')
-    migrated: list[str] = []
-
-    def remember(sender, schema_name, **kwargs):
-        migrated.append(schema_name)
-
-    schema_migrated.connect(remember)
-    try:
+    with schemas_migrated() as migrated:
         call_command("migrate_schemas", interactive=False, verbosity=0)
-    finally:
-        schema_migrated.disconnect(remember)
 
     assert migrated == ["bare"]
     assert schemas_with_unapplied(every_schema()) == []
@@ -84,16 +94,8 @@ def test_a_run_with_a_target_or_fake_is_not_narrowed():
 
 def created_schema_migrations(plan) -> tuple[Tenant, list[str]]:
     """A tenant created through tenants.services, and the schemas migrate_schemas ran in meanwhile."""
-    migrated: list[str] = []
-
-    def remember(sender, schema_name, **kwargs):
-        migrated.append(schema_name)
-
-    schema_migrated.connect(remember)
-    try:
+    with schemas_migrated() as migrated:
         created = tenant_create(slug="fresh", name="Fresh", plan=plan, admin_email="admin@fresh.test")
-    finally:
-        schema_migrated.disconnect(remember)
     return created.tenant, migrated
 
 
